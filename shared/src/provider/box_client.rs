@@ -1,0 +1,1 @@
+//! Box API client (being written).

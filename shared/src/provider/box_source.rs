@@ -1,0 +1,1 @@
+//! Box users become accounts here (being written).

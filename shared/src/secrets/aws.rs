@@ -1,0 +1,1 @@
+//! Secrets Manager adapter of the [`Secrets`](super::Secrets) port (being written).

@@ -1,0 +1,1 @@
+//! DynamoDB adapter of the [`Store`](super::Store) port (being written).

@@ -1,0 +1,1 @@
+//! Embedded adapter of the [`Store`](super::Store) port (being written).
