@@ -12,3 +12,4 @@ pub mod provider;
 pub mod secrets;
 pub mod services;
 pub mod store;
+pub mod trigger;

@@ -1,1 +1,11 @@
 //! Services: the behaviour, written against the ports. Functions and the CLI call these.
+
+pub mod connect;
+pub mod license_sync;
+pub mod report;
+pub mod sources;
+
+pub use license_sync::{
+    Deadline, LicenseSync, SyncCheckpoint, SyncError, SyncOptions, SyncRunSummary,
+};
+pub use sources::{ProviderSources, SourceFactory};

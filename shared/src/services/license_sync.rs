@@ -1,0 +1,828 @@
+//! The license-information sync of one integration (design §7, "Sync").
+//!
+//! Phases: roster (stream user pages, write changed accounts) → vanished accounts (only after
+//! a complete roster) → logins (stream events from the coverage high-water mark) → coverage,
+//! snapshot, task runs. A lease keeps one sync per integration; near the deadline the sync
+//! saves a checkpoint in the lease and returns, and a new invocation continues it.
+
+use crate::clock::Clock;
+use crate::domain::{
+    Account, EventCoverage, Integration, IntegrationId, SnapshotBuilder, SyncSummary, TaskKind,
+    TaskRun, TaskStatus,
+};
+use crate::provider::{LicenseSource, ProviderError};
+use crate::services::sources::{SourceError, SourceFactory};
+use crate::store::{Lease, LeaseKind, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Instant;
+
+/// Ids saved per roster chunk item: keeps each item far below DynamoDB's 400 KB.
+const ROSTER_CHUNK_IDS: usize = 10_000;
+/// Accounts read or written per store round trip.
+const ACCOUNT_BATCH: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("integration {0} not found")]
+    NotFound(IntegrationId),
+    #[error("integration {0} is disabled")]
+    Disabled(IntegrationId),
+    #[error("a sync of integration {integration_id} is already running (until {until})")]
+    Busy {
+        integration_id: IntegrationId,
+        until: DateTime<Utc>,
+    },
+    #[error("the checkpoint of sync {0} is gone; start a new sync")]
+    CheckpointLost(String),
+    #[error(
+        "the roster looked cut short: {missing} of {known} known accounts were missing \
+         (more than {max_percent}% allowed); nothing was marked vanished"
+    )]
+    RosterIncomplete {
+        missing: usize,
+        known: usize,
+        max_percent: f64,
+    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// When the current invocation must stop and hand over.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    pub fn none() -> Self {
+        Self { at: None }
+    }
+
+    pub fn at(at: Instant) -> Self {
+        Self { at: Some(at) }
+    }
+
+    fn passed(&self) -> bool {
+        self.at.is_some_and(|at| Instant::now() >= at)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub lease_ttl: Duration,
+    /// Distinct users whose logins are held in memory before they are written.
+    pub login_flush_threshold: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::minutes(5),
+            login_flush_threshold: 50_000,
+        }
+    }
+}
+
+/// What a sync did, for logs, the CLI and the Lambda's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStats {
+    pub accounts_read: u64,
+    pub accounts_written: u64,
+    pub accounts_vanished: u64,
+    pub login_events_read: u64,
+    pub logins_updated: u64,
+    /// Items other than accounts: coverage, snapshot, task runs, checkpoints, integration.
+    pub other_items_written: u64,
+    pub provider_requests: u64,
+    pub invocations: u32,
+    pub roster_ms: u64,
+    pub logins_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum SyncPhase {
+    Roster {
+        cursor: Option<String>,
+    },
+    Logins {
+        read_from: DateTime<Utc>,
+        read_to: DateTime<Utc>,
+        position: Option<String>,
+    },
+}
+
+/// Saved in the sync lease when an invocation hands over to the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncCheckpoint {
+    pub sync_id: String,
+    pub data_as_of: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub phase: SyncPhase,
+    pub roster_chunks: u32,
+    pub stats: SyncStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncRunStatus {
+    Completed,
+    /// Cut short by the deadline; continue with `{"integration_id", "sync_id"}`.
+    Continued,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRunSummary {
+    pub integration_id: IntegrationId,
+    pub sync_id: String,
+    pub status: SyncRunStatus,
+    pub data_as_of: DateTime<Utc>,
+    pub stats: SyncStats,
+}
+
+impl SyncRunSummary {
+    /// Every item the sync wrote, accounts included.
+    pub fn store_writes(&self) -> u64 {
+        self.stats.accounts_written + self.stats.other_items_written
+    }
+}
+
+pub struct LicenseSync<'a> {
+    pub store: &'a dyn Store,
+    pub sources: &'a dyn SourceFactory,
+    pub clock: &'a dyn Clock,
+    pub options: SyncOptions,
+}
+
+/// The state of one invocation of one sync.
+struct Run<'a> {
+    store: &'a dyn Store,
+    source: Box<dyn LicenseSource>,
+    clock: &'a dyn Clock,
+    options: &'a SyncOptions,
+    integration: Integration,
+    lease: Lease,
+    lease_renewed: DateTime<Utc>,
+    deadline: Deadline,
+    checkpoint: SyncCheckpoint,
+    requests_before: u64,
+}
+
+enum Step {
+    Done,
+    HandOver,
+}
+
+impl LicenseSync<'_> {
+    /// Starts a sync, or continues the one named by `continue_sync_id`.
+    #[tracing::instrument(skip(self, deadline), fields(integration_id = %integration_id))]
+    pub async fn run(
+        &self,
+        integration_id: &IntegrationId,
+        continue_sync_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<SyncRunSummary, SyncError> {
+        let integration = self
+            .store
+            .get_integration(integration_id)
+            .await?
+            .ok_or_else(|| SyncError::NotFound(integration_id.clone()))?;
+        if !integration.enabled {
+            return Err(SyncError::Disabled(integration_id.clone()));
+        }
+        let now = self.clock.now();
+        let sync_id =
+            continue_sync_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let lease = self
+            .store
+            .acquire_lease(
+                integration_id,
+                LeaseKind::Sync,
+                &sync_id,
+                now,
+                now + self.options.lease_ttl,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaseHeld { expires_at, .. } => SyncError::Busy {
+                    integration_id: integration_id.clone(),
+                    until: expires_at,
+                },
+                other => SyncError::Store(other),
+            })?;
+        let checkpoint = match continue_sync_id {
+            None => SyncCheckpoint {
+                sync_id: sync_id.clone(),
+                data_as_of: now,
+                started_at: now,
+                phase: SyncPhase::Roster { cursor: None },
+                roster_chunks: 0,
+                stats: SyncStats::default(),
+            },
+            Some(id) => {
+                let saved = lease
+                    .checkpoint
+                    .clone()
+                    .and_then(|v| serde_json::from_value::<SyncCheckpoint>(v).ok())
+                    .filter(|c| c.sync_id == id);
+                match saved {
+                    Some(c) => c,
+                    None => {
+                        self.store.release_lease(&lease).await?;
+                        return Err(SyncError::CheckpointLost(id.to_owned()));
+                    }
+                }
+            }
+        };
+        let source = match self.sources.source_for(&integration).await {
+            Ok(source) => source,
+            Err(e) => {
+                let err = SyncError::Source(e);
+                self.fail(
+                    &integration,
+                    &checkpoint,
+                    &lease,
+                    TaskKind::ApplicationRoster,
+                    &err,
+                )
+                .await;
+                return Err(err);
+            }
+        };
+        let mut run = Run {
+            store: self.store,
+            requests_before: source.requests_sent(),
+            source,
+            clock: self.clock,
+            options: &self.options,
+            integration,
+            lease,
+            lease_renewed: now,
+            deadline,
+            checkpoint,
+        };
+        run.checkpoint.stats.invocations += 1;
+        tracing::info!(sync_id = %run.checkpoint.sync_id, phase = ?run.checkpoint.phase, "sync invocation started");
+        match run.drive().await {
+            Ok(status) => {
+                let summary = run.summary(status);
+                tracing::info!(summary = ?summary, "sync invocation finished");
+                Ok(summary)
+            }
+            Err((task, err)) => {
+                tracing::warn!(error = %err, task = %task, "sync failed");
+                run.record_provider_requests();
+                self.fail(&run.integration, &run.checkpoint, &run.lease, task, &err)
+                    .await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Records a failed sync: the task that failed, the ones it kept from running, and the
+    /// integration's last-sync line. The previous snapshot stays the reported figures.
+    async fn fail(
+        &self,
+        integration: &Integration,
+        checkpoint: &SyncCheckpoint,
+        lease: &Lease,
+        failed: TaskKind,
+        err: &SyncError,
+    ) {
+        let now = self.clock.now();
+        let message = err.to_string();
+        // Each task needs the ones before it in this order.
+        const ORDER: [TaskKind; 4] = [
+            TaskKind::ApplicationRoster,
+            TaskKind::ApplicationAccess,
+            TaskKind::LicenseDifferentiation,
+            TaskKind::LicenseInformation,
+        ];
+        let upstream = ORDER.iter().position(|k| *k == failed).unwrap_or(0);
+        for (i, kind) in ORDER.iter().enumerate().skip(upstream) {
+            let error = if i == upstream {
+                message.clone()
+            } else {
+                format!("not run: the {failed} task failed")
+            };
+            let run = task_run(
+                integration,
+                checkpoint,
+                *kind,
+                now,
+                TaskStatus::Failed,
+                BTreeMap::new(),
+                Some(error),
+            );
+            if let Err(e) = self.store.put_task_run(&run).await {
+                tracing::error!(error = %e, "could not record a failed task run");
+            }
+        }
+        let mut updated = integration.clone();
+        updated.last_sync = Some(SyncSummary {
+            sync_id: checkpoint.sync_id.clone(),
+            started_at: checkpoint.started_at,
+            finished_at: now,
+            succeeded: false,
+            error: Some(message),
+        });
+        updated.updated_at = now;
+        if let Err(e) = self.store.update_integration(&updated).await {
+            tracing::error!(error = %e, "could not record the failed sync on the integration");
+        }
+        if checkpoint.roster_chunks > 0
+            && let Err(e) = self
+                .store
+                .delete_roster_chunks(&integration.id, &checkpoint.sync_id)
+                .await
+        {
+            tracing::error!(error = %e, "could not delete roster chunks");
+        }
+        if let Err(e) = self.store.release_lease(lease).await {
+            tracing::error!(error = %e, "could not release the sync lease");
+        }
+    }
+}
+
+type RunError = (TaskKind, SyncError);
+
+fn at(task: TaskKind) -> impl Fn(SyncError) -> RunError {
+    move |e| (task, e)
+}
+
+impl Run<'_> {
+    async fn drive(&mut self) -> Result<SyncRunStatus, RunError> {
+        if let SyncPhase::Roster { .. } = self.checkpoint.phase {
+            let started = Instant::now();
+            let step = self.roster().await.map_err(at(TaskKind::ApplicationRoster));
+            self.checkpoint.stats.roster_ms += started.elapsed().as_millis() as u64;
+            if let Step::HandOver = step? {
+                return self
+                    .hand_over()
+                    .await
+                    .map_err(at(TaskKind::ApplicationRoster));
+            }
+        }
+        let started = Instant::now();
+        let step = self.logins().await.map_err(at(TaskKind::ApplicationAccess));
+        self.checkpoint.stats.logins_ms += started.elapsed().as_millis() as u64;
+        if let Step::HandOver = step? {
+            return self
+                .hand_over()
+                .await
+                .map_err(at(TaskKind::ApplicationAccess));
+        }
+        self.finish()
+            .await
+            .map_err(at(TaskKind::LicenseInformation))?;
+        Ok(SyncRunStatus::Completed)
+    }
+
+    /// Streams the roster, writing only accounts whose content changed.
+    async fn roster(&mut self) -> Result<Step, SyncError> {
+        let id = self.integration.id.clone();
+        let mut seen: HashSet<String> = if self.checkpoint.roster_chunks > 0 {
+            self.store
+                .roster_chunks(&id, &self.checkpoint.sync_id)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let mut unsaved: Vec<String> = Vec::new();
+        let mut cursor = match &self.checkpoint.phase {
+            SyncPhase::Roster { cursor } => cursor.clone(),
+            SyncPhase::Logins { .. } => return Ok(Step::Done),
+        };
+        loop {
+            let page = self.source.roster_page(cursor.as_deref()).await?;
+            self.checkpoint.stats.accounts_read += page.accounts.len() as u64;
+            for account in &page.accounts {
+                if seen.insert(account.external_id.clone()) {
+                    unsaved.push(account.external_id.clone());
+                }
+            }
+            self.write_roster_page(page.accounts).await?;
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+            self.checkpoint.phase = SyncPhase::Roster {
+                cursor: cursor.clone(),
+            };
+            if self.deadline.passed() {
+                self.save_roster_chunks(&unsaved).await?;
+                return Ok(Step::HandOver);
+            }
+            self.keep_lease().await?;
+        }
+        self.mark_vanished(&seen).await?;
+        drop(seen);
+        let (read_from, read_to) = self.login_window().await?;
+        self.checkpoint.phase = SyncPhase::Logins {
+            read_from,
+            read_to,
+            position: None,
+        };
+        if self.deadline.passed() {
+            return Ok(Step::HandOver);
+        }
+        Ok(Step::Done)
+    }
+
+    async fn write_roster_page(&mut self, fresh: Vec<Account>) -> Result<(), SyncError> {
+        let id = self.integration.id.clone();
+        for batch in fresh.chunks(ACCOUNT_BATCH) {
+            let ids: Vec<String> = batch.iter().map(|a| a.external_id.clone()).collect();
+            let stored: HashMap<String, Account> = self
+                .store
+                .get_accounts(&id, &ids)
+                .await?
+                .into_iter()
+                .map(|a| (a.external_id.clone(), a))
+                .collect();
+            let changed: Vec<Account> = batch
+                .iter()
+                .filter_map(|account| {
+                    let mut account = account.clone();
+                    let previous = stored.get(&account.external_id);
+                    // Activity comes from the login phase; the roster never forgets it.
+                    account.merge_login(previous.and_then(|p| p.last_login_at));
+                    match previous {
+                        Some(p) if p.content_hash() == account.content_hash() => None,
+                        _ => Some(account),
+                    }
+                })
+                .collect();
+            if !changed.is_empty() {
+                self.store.put_accounts(&id, &changed).await?;
+                self.checkpoint.stats.accounts_written += changed.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_roster_chunks(&mut self, unsaved: &[String]) -> Result<(), SyncError> {
+        for ids in unsaved.chunks(ROSTER_CHUNK_IDS) {
+            self.store
+                .put_roster_chunk(
+                    &self.integration.id,
+                    &self.checkpoint.sync_id,
+                    self.checkpoint.roster_chunks,
+                    ids,
+                )
+                .await?;
+            self.checkpoint.roster_chunks += 1;
+            self.checkpoint.stats.other_items_written += 1;
+        }
+        Ok(())
+    }
+
+    /// Marks accounts missing from a complete roster, unless so many are missing that the
+    /// roster itself is more likely wrong than the tenant.
+    async fn mark_vanished(&mut self, seen: &HashSet<String>) -> Result<(), SyncError> {
+        let id = self.integration.id.clone();
+        let mut missing = Vec::new();
+        let mut known = 0usize;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_accounts(&id, cursor.as_deref(), ACCOUNT_BATCH)
+                .await?;
+            for account in page.items.into_iter().filter(|a| a.vanished_at.is_none()) {
+                known += 1;
+                if !seen.contains(&account.external_id) {
+                    missing.push(account);
+                }
+            }
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let max_ratio = self.integration.sync.max_vanish_ratio;
+        if known > 0 && missing.len() as f64 / known as f64 > max_ratio {
+            return Err(SyncError::RosterIncomplete {
+                missing: missing.len(),
+                known,
+                max_percent: max_ratio * 100.0,
+            });
+        }
+        for batch in missing.chunks_mut(ACCOUNT_BATCH) {
+            for account in batch.iter_mut() {
+                account.vanished_at = Some(self.checkpoint.data_as_of);
+            }
+            self.store.put_accounts(&id, batch).await?;
+            self.checkpoint.stats.accounts_vanished += batch.len() as u64;
+            self.checkpoint.stats.accounts_written += batch.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// From the coverage high-water mark (minus an overlap for late events) to the sync
+    /// time; the first sync, or one after a long gap, reads back the backfill window.
+    async fn login_window(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), SyncError> {
+        let to = self.checkpoint.data_as_of;
+        let backfill_from =
+            to - Duration::days(i64::from(self.integration.sync.event_backfill_days));
+        let overlap = Duration::hours(i64::from(self.integration.sync.event_overlap_hours));
+        let from = match self.store.get_event_coverage(&self.integration.id).await? {
+            Some(c) if c.to >= backfill_from => (c.to - overlap).max(backfill_from),
+            _ => backfill_from,
+        };
+        Ok((from.min(to), to))
+    }
+
+    /// Streams login events page by page, keeping each user's latest login.
+    async fn logins(&mut self) -> Result<Step, SyncError> {
+        let SyncPhase::Logins {
+            read_from,
+            read_to,
+            mut position,
+        } = self.checkpoint.phase.clone()
+        else {
+            return Ok(Step::Done);
+        };
+        let high_water = self
+            .store
+            .get_event_coverage(&self.integration.id)
+            .await?
+            .map(|c| c.to);
+        // Events before the old high-water mark may have been read by the previous sync
+        // (the overlap); remember their ids so a re-read page counts once.
+        let mut overlap_ids: HashSet<String> = HashSet::new();
+        let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
+        loop {
+            let page = self
+                .source
+                .login_page(read_from, read_to, position.as_deref())
+                .await?;
+            if page.exhausted {
+                break;
+            }
+            for login in page.logins {
+                if high_water.is_some_and(|hw| login.at < hw)
+                    && !overlap_ids.insert(login.event_id.clone())
+                {
+                    continue;
+                }
+                self.checkpoint.stats.login_events_read += 1;
+                latest
+                    .entry(login.external_id)
+                    .and_modify(|t| *t = (*t).max(login.at))
+                    .or_insert(login.at);
+            }
+            position = Some(page.next_position.ok_or_else(|| ProviderError::Malformed {
+                provider: "provider",
+                detail: "an event page without a next position".to_owned(),
+            })?);
+            self.checkpoint.phase = SyncPhase::Logins {
+                read_from,
+                read_to,
+                position: position.clone(),
+            };
+            if latest.len() >= self.options.login_flush_threshold {
+                self.apply_logins(&mut latest).await?;
+            }
+            if self.deadline.passed() {
+                self.apply_logins(&mut latest).await?;
+                return Ok(Step::HandOver);
+            }
+            self.keep_lease().await?;
+        }
+        self.apply_logins(&mut latest).await?;
+        Ok(Step::Done)
+    }
+
+    /// Writes the logins held in memory into the accounts whose last login they advance.
+    async fn apply_logins(
+        &mut self,
+        latest: &mut HashMap<String, DateTime<Utc>>,
+    ) -> Result<(), SyncError> {
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let id = self.integration.id.clone();
+        let mut ids: Vec<String> = latest.keys().cloned().collect();
+        ids.sort_unstable();
+        for batch in ids.chunks(ACCOUNT_BATCH) {
+            let changed: Vec<Account> = self
+                .store
+                .get_accounts(&id, batch)
+                .await?
+                .into_iter()
+                .filter_map(|mut account| {
+                    let seen = latest.get(&account.external_id).copied();
+                    let before = account.last_login_at;
+                    account.merge_login(seen);
+                    (account.last_login_at != before).then_some(account)
+                })
+                .collect();
+            if !changed.is_empty() {
+                self.store.put_accounts(&id, &changed).await?;
+                self.checkpoint.stats.accounts_written += changed.len() as u64;
+                self.checkpoint.stats.logins_updated += changed.len() as u64;
+            }
+        }
+        latest.clear();
+        Ok(())
+    }
+
+    /// Only now is the read complete: extend the coverage, write the snapshot and task runs.
+    async fn finish(&mut self) -> Result<(), SyncError> {
+        let id = self.integration.id.clone();
+        if let SyncPhase::Logins {
+            read_from, read_to, ..
+        } = self.checkpoint.phase
+        {
+            let current = self.store.get_event_coverage(&id).await?;
+            let coverage = EventCoverage::extended(current.as_ref(), read_from, read_to);
+            self.store.put_event_coverage(&id, &coverage).await?;
+            self.checkpoint.stats.other_items_written += 1;
+        }
+        let coverage = self.store.get_event_coverage(&id).await?;
+        let declared: Vec<String> = self
+            .integration
+            .plan
+            .map(|p| vec![p.license_type().to_owned()])
+            .unwrap_or_default();
+        let mut builder = SnapshotBuilder::new(self.checkpoint.data_as_of, &declared);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_accounts(&id, cursor.as_deref(), ACCOUNT_BATCH)
+                .await?;
+            page.items.iter().for_each(|a| builder.add(a));
+            cursor = page.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let snapshot = builder.finish(
+            id.clone(),
+            self.checkpoint.sync_id.clone(),
+            coverage,
+            self.integration.purchased_seats,
+        );
+        self.store.put_snapshot(&snapshot).await?;
+        self.checkpoint.stats.other_items_written += 1;
+        self.record_provider_requests();
+
+        let now = self.clock.now();
+        let stats = self.checkpoint.stats.clone();
+        let runs = [
+            (
+                TaskKind::ApplicationRoster,
+                stats.roster_ms,
+                counts(&[
+                    ("accounts_read", stats.accounts_read),
+                    (
+                        "accounts_written",
+                        stats.accounts_written - stats.logins_updated,
+                    ),
+                    ("accounts_vanished", stats.accounts_vanished),
+                ]),
+            ),
+            (
+                TaskKind::LicenseDifferentiation,
+                0,
+                counts(&[("license_types", snapshot.license_types.len() as u64)]),
+            ),
+            (
+                TaskKind::LicenseInformation,
+                0,
+                counts(&[
+                    ("seats_assigned", snapshot.seats.assigned),
+                    ("seats_purchased", snapshot.seats.purchased.unwrap_or(0)),
+                ]),
+            ),
+            (
+                TaskKind::ApplicationAccess,
+                stats.logins_ms,
+                counts(&[
+                    ("login_events_read", stats.login_events_read),
+                    ("logins_updated", stats.logins_updated),
+                ]),
+            ),
+        ];
+        for (kind, ms, counts) in runs {
+            let mut run = task_run(
+                &self.integration,
+                &self.checkpoint,
+                kind,
+                now,
+                TaskStatus::Succeeded,
+                counts,
+                None,
+            );
+            if ms > 0 {
+                run.duration_ms = ms;
+            }
+            self.store.put_task_run(&run).await?;
+            self.checkpoint.stats.other_items_written += 1;
+        }
+
+        // Re-read: a PATCH may have changed settings while the sync ran.
+        let mut integration = self
+            .store
+            .get_integration(&id)
+            .await?
+            .ok_or_else(|| SyncError::NotFound(id.clone()))?;
+        integration.last_sync = Some(SyncSummary {
+            sync_id: self.checkpoint.sync_id.clone(),
+            started_at: self.checkpoint.started_at,
+            finished_at: now,
+            succeeded: true,
+            error: None,
+        });
+        integration.updated_at = now;
+        self.store.update_integration(&integration).await?;
+        self.checkpoint.stats.other_items_written += 1;
+        self.integration = integration;
+        if self.checkpoint.roster_chunks > 0 {
+            self.store
+                .delete_roster_chunks(&id, &self.checkpoint.sync_id)
+                .await?;
+        }
+        self.store.release_lease(&self.lease).await?;
+        Ok(())
+    }
+
+    /// Saves the checkpoint in the lease for the invocation that continues.
+    async fn hand_over(&mut self) -> Result<SyncRunStatus, SyncError> {
+        self.record_provider_requests();
+        self.checkpoint.stats.other_items_written += 1;
+        self.renew_lease().await?;
+        Ok(SyncRunStatus::Continued)
+    }
+
+    async fn keep_lease(&mut self) -> Result<(), SyncError> {
+        let due = self.lease_renewed + self.options.lease_ttl / 3;
+        if self.clock.now() >= due {
+            self.renew_lease().await?;
+        }
+        Ok(())
+    }
+
+    async fn renew_lease(&mut self) -> Result<(), SyncError> {
+        let now = self.clock.now();
+        let checkpoint = serde_json::to_value(&self.checkpoint).ok();
+        self.lease = self
+            .store
+            .renew_lease(&self.lease, now, now + self.options.lease_ttl, checkpoint)
+            .await?;
+        self.lease_renewed = now;
+        Ok(())
+    }
+
+    fn record_provider_requests(&mut self) {
+        let sent = self.source.requests_sent();
+        self.checkpoint.stats.provider_requests += sent - self.requests_before;
+        self.requests_before = sent;
+    }
+
+    fn summary(&self, status: SyncRunStatus) -> SyncRunSummary {
+        SyncRunSummary {
+            integration_id: self.integration.id.clone(),
+            sync_id: self.checkpoint.sync_id.clone(),
+            status,
+            data_as_of: self.checkpoint.data_as_of,
+            stats: self.checkpoint.stats.clone(),
+        }
+    }
+}
+
+fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn task_run(
+    integration: &Integration,
+    checkpoint: &SyncCheckpoint,
+    kind: TaskKind,
+    now: DateTime<Utc>,
+    status: TaskStatus,
+    counts: BTreeMap<String, u64>,
+    error: Option<String>,
+) -> TaskRun {
+    TaskRun {
+        integration_id: integration.id.clone(),
+        kind,
+        sync_id: checkpoint.sync_id.clone(),
+        started_at: checkpoint.started_at,
+        finished_at: now,
+        status,
+        duration_ms: (now - checkpoint.started_at).num_milliseconds().max(0) as u64,
+        counts,
+        error,
+    }
+}

@@ -1,0 +1,106 @@
+//! Injected failures: what to break, and the seeded dice that decide each request.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::hashing::{mix64, unit_interval};
+
+/// Failures to inject. Ratios are shares of requests in `[0, 1]`; out-of-range values are
+/// clamped. Missing JSON fields take their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_ratio: f64,
+    pub retry_after_secs: u64,
+    /// Answered 500 with an `internal_server_error` ClientError.
+    pub server_error_ratio: f64,
+    /// The TCP connection is closed without any response.
+    pub drop_connection_ratio: f64,
+    /// A token answers 401 once it has been used for this many API requests.
+    pub token_lifetime_requests: Option<u64>,
+    /// Share of users silently missing from `/2.0/users` listings (they still exist).
+    pub roster_drop_ratio: f64,
+    pub seed: u64,
+}
+
+/// The outcome of the dice for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    DropConnection,
+    ServerError,
+    RateLimit { retry_after_secs: u64 },
+}
+
+pub(crate) struct FaultState {
+    faults: Faults,
+    dice: StdRng,
+}
+
+fn ratio(value: f64) -> f64 {
+    if value.is_finite() {
+        value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+impl FaultState {
+    pub(crate) fn new(faults: Faults) -> Self {
+        let dice = StdRng::seed_from_u64(faults.seed);
+        Self { faults, dice }
+    }
+
+    /// Reseeds too, so a run is reproducible from the moment the faults are set.
+    pub(crate) fn set(&mut self, faults: Faults) {
+        *self = Self::new(faults);
+    }
+
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// One roll per request, whatever the ratios, so the sequence of outcomes depends only
+    /// on the seed and the order of requests.
+    pub(crate) fn roll(&mut self) -> Option<Fault> {
+        let roll: f64 = self.dice.random();
+        let faults = &self.faults;
+        let mut edge = ratio(faults.drop_connection_ratio);
+        if roll < edge {
+            return Some(Fault::DropConnection);
+        }
+        edge += ratio(faults.server_error_ratio);
+        if roll < edge {
+            return Some(Fault::ServerError);
+        }
+        edge += ratio(faults.rate_limit_ratio);
+        if roll < edge {
+            return Some(Fault::RateLimit {
+                retry_after_secs: faults.retry_after_secs,
+            });
+        }
+        None
+    }
+
+    pub(crate) fn roster(&self) -> RosterDrop {
+        RosterDrop {
+            ratio: ratio(self.faults.roster_drop_ratio),
+            salt: mix64(self.faults.seed ^ 0x0005_7e12),
+        }
+    }
+}
+
+/// Which users a listing leaves out. A function of the user id alone, so every page and
+/// every paging method agree on the same cut-short roster.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RosterDrop {
+    ratio: f64,
+    salt: u64,
+}
+
+impl RosterDrop {
+    pub(crate) fn hides(&self, user_id: u64) -> bool {
+        self.ratio > 0.0 && unit_interval(mix64(self.salt ^ user_id)) < self.ratio
+    }
+}

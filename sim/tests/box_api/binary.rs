@@ -1,0 +1,51 @@
+use std::process::Stdio;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn the_binary_prints_one_ready_line_and_serves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seatkeeper-sim"))
+        .args([
+            "box", "--port", "0", "--users", "50", "--events", "500", "--seed", "42",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let keys: Vec<_> = ready.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys.len(), 4, "{line}");
+    let base_url = ready["base_url"].as_str().unwrap();
+    assert!(base_url.starts_with("http://127.0.0.1:"));
+
+    let client = crate::support::client();
+    let response = client
+        .post(format!("{base_url}/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ready["client_id"].as_str().unwrap()),
+            ("client_secret", ready["client_secret"].as_str().unwrap()),
+            ("box_subject_type", "enterprise"),
+            ("box_subject_id", ready["enterprise_id"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value = client
+        .get(format!("{base_url}/_sim/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["events"], 500);
+    child.kill().await.unwrap();
+}

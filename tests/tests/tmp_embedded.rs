@@ -1,0 +1,1111 @@
+//! The `Store` contract: one suite of cases, run against every adapter (design §3, §10).
+//! Each case takes the store as a trait object, so both adapters answer the same questions;
+//! `contract_tests!` instantiates every case once per adapter.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use seatkeeper_shared::domain::{
+    Account, AccountKind, AuthKind, BoxPlan, EventCoverage, Integration, IntegrationId,
+    IntegrationStatus, Provider, Snapshot, SnapshotBuilder, SyncSettings, SyncSummary, TaskKind,
+    TaskRun, TaskStatus,
+};
+use seatkeeper_shared::store::embedded::EmbeddedStore;
+use seatkeeper_shared::store::{LeaseKind, Page, Store, StoreError};
+use std::collections::{BTreeMap, HashSet};
+
+/// One emulator for every DynamoDB case of this binary; each case gets its own table.
+
+/// What the suite needs beyond the `Store` trait: the adapters' inherent GSI2 query.
+#[async_trait]
+trait ContractStore: Store {
+    async fn by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError>;
+}
+
+#[async_trait]
+impl ContractStore for EmbeddedStore {
+    async fn by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        self.accounts_by_license_type(id, license_type, cursor, limit)
+            .await
+    }
+}
+
+macro_rules! contract_tests {
+    ($adapter:ident, $make:expr) => {
+        contract_tests!(@cases $adapter, $make, [
+            integration_round_trips_and_is_listed,
+            second_integration_for_same_tenant_is_refused,
+            same_tenant_id_of_another_provider_is_a_different_tenant,
+            creating_an_existing_integration_again_is_refused,
+            updating_a_missing_integration_is_not_found,
+            accounts_are_listed_in_pages_each_seen_once_in_order,
+            get_accounts_returns_only_known_accounts,
+            put_accounts_replaces_stored_accounts,
+            accounts_of_one_integration_are_invisible_to_another,
+            accounts_by_license_type_are_listed_oldest_login_first,
+            accounts_by_license_type_follow_changes,
+            event_coverage_round_trips,
+            snapshot_of_the_same_day_is_replaced,
+            snapshots_are_listed_by_date_range,
+            task_runs_are_listed_newest_first,
+            task_runs_are_filtered_by_kind,
+            lease_is_refused_to_a_second_owner_while_held,
+            same_owner_reacquires_its_lease_and_keeps_the_checkpoint,
+            expired_lease_is_taken_over,
+            renew_by_a_non_owner_is_lease_lost,
+            release_by_a_non_owner_leaves_the_lease,
+            lease_kinds_are_independent,
+            checkpoint_json_round_trips,
+            roster_chunks_are_read_in_order_and_deleted,
+        ]);
+    };
+    (@cases $adapter:ident, $make:expr, [$($case:ident),* $(,)?]) => {
+        mod $adapter {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let store = ($make)().await;
+                    super::cases::$case(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(embedded, || async {
+    EmbeddedStore::in_memory().expect("in-memory store")
+});
+
+// Builders -------------------------------------------------------------------------------
+
+fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn iid(raw: &str) -> IntegrationId {
+    IntegrationId::parse(raw).expect("valid id")
+}
+
+fn integration(id: &str, tenant_id: &str) -> Integration {
+    let id = iid(id);
+    Integration {
+        secret_name: Integration::secret_name_for(&id),
+        id,
+        provider: Provider::Box,
+        name: "Acme Box".into(),
+        auth_kind: AuthKind::ClientCredentials,
+        tenant_id: tenant_id.into(),
+        status: IntegrationStatus::Connected,
+        enabled: true,
+        plan: Some(BoxPlan::Business),
+        purchased_seats: Some(120),
+        service_user_id: Some("99".into()),
+        sync: SyncSettings::default(),
+        created_at: at(2026, 1, 1, 0),
+        updated_at: at(2026, 1, 1, 0),
+        last_sync: None,
+    }
+}
+
+fn account(external_id: &str, license_type: Option<&str>, login: Option<DateTime<Utc>>) -> Account {
+    Account {
+        external_id: external_id.into(),
+        login: format!("{external_id}@example.com"),
+        name: format!("User {external_id}"),
+        kind: AccountKind::Human,
+        status: "active".into(),
+        role: Some("user".into()),
+        license_type: license_type.map(str::to_owned),
+        last_login_at: login,
+        created_at: Some(at(2025, 1, 1, 0)),
+        modified_at: None,
+        space_amount_bytes: Some(10_000_000_000),
+        space_used_bytes: Some(1234),
+        max_upload_size_bytes: None,
+        is_sync_enabled: Some(true),
+        is_exempt_from_device_limits: Some(false),
+        attributes: BTreeMap::from([("department".to_owned(), "Finance".to_owned())]),
+        vanished_at: None,
+    }
+}
+
+fn snapshot(id: &IntegrationId, data_as_of: DateTime<Utc>, sync_id: &str) -> Snapshot {
+    let mut builder = SnapshotBuilder::new(data_as_of, &["Business".to_owned()]);
+    builder.add(&account(
+        "1",
+        Some("Business"),
+        Some(data_as_of - Duration::days(3)),
+    ));
+    builder.add(&account("2", Some("Business"), None));
+    builder.finish(id.clone(), sync_id.into(), None, Some(10))
+}
+
+fn task_run(id: &IntegrationId, kind: TaskKind, started_at: DateTime<Utc>) -> TaskRun {
+    TaskRun {
+        integration_id: id.clone(),
+        kind,
+        sync_id: format!("sync-{}", started_at.timestamp()),
+        started_at,
+        finished_at: started_at + Duration::seconds(42),
+        status: TaskStatus::Succeeded,
+        duration_ms: 42_000,
+        counts: BTreeMap::from([("accounts_read".to_owned(), 250)]),
+        error: None,
+    }
+}
+
+fn ids(accounts: &[Account]) -> Vec<&str> {
+    accounts.iter().map(|a| a.external_id.as_str()).collect()
+}
+
+/// Every account of one license type, following the cursor.
+async fn all_by_license_type(
+    store: &dyn ContractStore,
+    id: &IntegrationId,
+    license_type: &str,
+    limit: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .by_license_type(id, license_type, cursor.as_deref(), limit)
+            .await
+            .expect("by license type");
+        assert!(page.items.len() <= limit);
+        out.extend(page.items.into_iter().map(|a| a.external_id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+mod cases {
+    use super::*;
+
+    // Integrations ---------------------------------------------------------------------
+
+    pub async fn integration_round_trips_and_is_listed(store: &dyn ContractStore) {
+        let a = integration("acme", "111");
+        let b = integration("globex", "222");
+        store.create_integration(&a).await.expect("create a");
+        store.create_integration(&b).await.expect("create b");
+
+        assert_eq!(
+            store.get_integration(&a.id).await.expect("get"),
+            Some(a.clone())
+        );
+        assert_eq!(
+            store.get_integration(&iid("nobody")).await.expect("get"),
+            None
+        );
+        let mut listed = store.list_integrations().await.expect("list");
+        listed.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(listed, vec![a.clone(), b.clone()]);
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "222")
+                .await
+                .expect("owner"),
+            Some(b.id.clone())
+        );
+
+        let updated = Integration {
+            name: "Acme (renamed)".into(),
+            status: IntegrationStatus::NeedsReauth,
+            last_sync: Some(SyncSummary {
+                sync_id: "s1".into(),
+                started_at: at(2026, 2, 1, 0),
+                finished_at: at(2026, 2, 1, 1),
+                succeeded: false,
+                error: Some("invalid_grant".into()),
+            }),
+            ..a.clone()
+        };
+        store.update_integration(&updated).await.expect("update");
+        assert_eq!(
+            store.get_integration(&a.id).await.expect("get"),
+            Some(updated)
+        );
+        assert_eq!(store.list_integrations().await.expect("list").len(), 2);
+    }
+
+    pub async fn second_integration_for_same_tenant_is_refused(store: &dyn ContractStore) {
+        let first = integration("first", "4242");
+        store.create_integration(&first).await.expect("create");
+
+        let second = integration("second", "4242");
+        match store.create_integration(&second).await {
+            Err(StoreError::TenantClaimed {
+                provider,
+                tenant_id,
+                integration_id,
+            }) => {
+                assert_eq!(provider, Provider::Box);
+                assert_eq!(tenant_id, "4242");
+                assert_eq!(integration_id, "first");
+            }
+            other => panic!("expected TenantClaimed, got {other:?}"),
+        }
+        // Nothing of the refused integration was written.
+        assert_eq!(store.get_integration(&second.id).await.expect("get"), None);
+        assert_eq!(
+            store.list_integrations().await.expect("list"),
+            vec![first.clone()]
+        );
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "4242")
+                .await
+                .expect("owner"),
+            Some(first.id)
+        );
+    }
+
+    pub async fn same_tenant_id_of_another_provider_is_a_different_tenant(
+        store: &dyn ContractStore,
+    ) {
+        store
+            .create_integration(&integration("box-one", "777"))
+            .await
+            .expect("create box");
+        let salesforce = Integration {
+            provider: Provider::Salesforce,
+            ..integration("sf-one", "777")
+        };
+        store
+            .create_integration(&salesforce)
+            .await
+            .expect("create salesforce");
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Salesforce, "777")
+                .await
+                .expect("owner"),
+            Some(salesforce.id)
+        );
+    }
+
+    pub async fn creating_an_existing_integration_again_is_refused(store: &dyn ContractStore) {
+        let original = integration("acme", "111");
+        store.create_integration(&original).await.expect("create");
+
+        let again = integration("acme", "999");
+        match store.create_integration(&again).await {
+            Err(StoreError::AlreadyExists(id)) => assert_eq!(id, original.id),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        // The refused create claimed nothing and changed nothing.
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "999")
+                .await
+                .expect("owner"),
+            None
+        );
+        assert_eq!(
+            store.get_integration(&original.id).await.expect("get"),
+            Some(original)
+        );
+    }
+
+    pub async fn updating_a_missing_integration_is_not_found(store: &dyn ContractStore) {
+        let ghost = integration("ghost", "1");
+        match store.update_integration(&ghost).await {
+            Err(StoreError::NotFound(id)) => assert_eq!(id, ghost.id),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert_eq!(store.get_integration(&ghost.id).await.expect("get"), None);
+    }
+
+    // Accounts -------------------------------------------------------------------------
+
+    pub async fn accounts_are_listed_in_pages_each_seen_once_in_order(store: &dyn ContractStore) {
+        let id = iid("acme");
+        // Written in reverse so the order of the listing comes from the store.
+        let accounts: Vec<Account> = (0..250)
+            .rev()
+            .map(|n| account(&format!("u{n:04}"), Some("Business"), None))
+            .collect();
+        store.put_accounts(&id, &accounts).await.expect("put");
+
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .list_accounts(&id, cursor.as_deref(), 100)
+                .await
+                .expect("list");
+            pages.push(page.items.len());
+            seen.extend(page.items.into_iter().map(|a| a.external_id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, vec![100, 100, 50]);
+        let expected: Vec<String> = (0..250).map(|n| format!("u{n:04}")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    pub async fn get_accounts_returns_only_known_accounts(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let accounts: Vec<Account> = (0..150)
+            .map(|n| account(&format!("u{n:04}"), Some("Business"), None))
+            .collect();
+        store.put_accounts(&id, &accounts).await.expect("put");
+
+        // More ids than one DynamoDB BatchGetItem takes, with unknown and repeated ones.
+        let mut wanted: Vec<String> = (0..150).map(|n| format!("u{n:04}")).collect();
+        wanted.push("missing".into());
+        wanted.push("u0001".into());
+        let mut got = store.get_accounts(&id, &wanted).await.expect("get");
+        got.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        assert_eq!(got, accounts);
+
+        assert!(
+            store
+                .get_accounts(&id, &[])
+                .await
+                .expect("get none")
+                .is_empty()
+        );
+        assert!(
+            store
+                .get_accounts(&id, &["nobody".to_owned()])
+                .await
+                .expect("get unknown")
+                .is_empty()
+        );
+    }
+
+    pub async fn put_accounts_replaces_stored_accounts(store: &dyn ContractStore) {
+        let id = iid("acme");
+        store
+            .put_accounts(&id, &[account("1", Some("Business"), None)])
+            .await
+            .expect("put");
+        let mut changed = account("1", Some("Business"), Some(at(2026, 3, 1, 9)));
+        changed.status = "inactive".into();
+        changed.role = None;
+        changed.attributes.clear();
+        store
+            .put_accounts(&id, std::slice::from_ref(&changed))
+            .await
+            .expect("put again");
+        store.put_accounts(&id, &[]).await.expect("put nothing");
+
+        let got = store
+            .get_accounts(&id, &["1".to_owned()])
+            .await
+            .expect("get");
+        assert_eq!(got, vec![changed]);
+        let page = store.list_accounts(&id, None, 10).await.expect("list");
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.next, None);
+    }
+
+    pub async fn accounts_of_one_integration_are_invisible_to_another(store: &dyn ContractStore) {
+        let acme = iid("acme");
+        let acme2 = iid("acme-2");
+        store
+            .put_accounts(&acme, &[account("1", Some("Business"), None)])
+            .await
+            .expect("put");
+        store
+            .put_accounts(&acme2, &[account("2", Some("Business"), None)])
+            .await
+            .expect("put");
+        let page = store.list_accounts(&acme, None, 10).await.expect("list");
+        assert_eq!(ids(&page.items), vec!["1"]);
+        assert!(
+            store
+                .get_accounts(&acme, &["2".to_owned()])
+                .await
+                .expect("get")
+                .is_empty()
+        );
+        assert_eq!(
+            all_by_license_type(store, &acme2, "Business", 10).await,
+            vec!["2"]
+        );
+    }
+
+    pub async fn accounts_by_license_type_are_listed_oldest_login_first(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let mut vanished = account("v", Some("Business"), None);
+        vanished.vanished_at = Some(at(2026, 3, 2, 0));
+        let accounts = vec![
+            account("recent", Some("Business"), Some(at(2026, 3, 1, 8))),
+            account("never", Some("Business"), None),
+            account("old", Some("Business"), Some(at(2025, 6, 1, 8))),
+            account("middle", Some("Business"), Some(at(2026, 1, 15, 8))),
+            account("plus", Some("Business Plus"), Some(at(2020, 1, 1, 0))),
+            Account {
+                kind: AccountKind::App,
+                ..account("app", None, None)
+            },
+            vanished,
+        ];
+        store.put_accounts(&id, &accounts).await.expect("put");
+
+        let expected = vec!["never", "old", "middle", "recent"];
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 100).await,
+            expected
+        );
+        // The same order in pages of two and of one.
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 2).await,
+            expected
+        );
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 1).await,
+            expected
+        );
+        assert_eq!(
+            all_by_license_type(store, &id, "Business Plus", 10).await,
+            vec!["plus"]
+        );
+        assert!(
+            all_by_license_type(store, &id, "Enterprise", 10)
+                .await
+                .is_empty()
+        );
+
+        let page = store
+            .by_license_type(&id, "Business", None, 4)
+            .await
+            .expect("page");
+        assert_eq!(page.items[0], accounts[1], "whole accounts are returned");
+    }
+
+    pub async fn accounts_by_license_type_follow_changes(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let a = account("a", Some("Business"), Some(at(2026, 1, 1, 0)));
+        let b = account("b", Some("Business"), Some(at(2026, 2, 1, 0)));
+        let c = account("c", Some("Business"), Some(at(2026, 3, 1, 0)));
+        store
+            .put_accounts(&id, &[a.clone(), b.clone(), c.clone()])
+            .await
+            .expect("put");
+
+        // a logs in, b moves to another license type, c vanishes.
+        let a2 = account("a", Some("Business"), Some(at(2026, 4, 1, 0)));
+        let b2 = account("b", Some("Business Plus"), Some(at(2026, 2, 1, 0)));
+        let mut c2 = c.clone();
+        c2.vanished_at = Some(at(2026, 4, 2, 0));
+        store
+            .put_accounts(&id, &[a2, b2, c2])
+            .await
+            .expect("put changes");
+
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 10).await,
+            vec!["a"]
+        );
+        assert_eq!(
+            all_by_license_type(store, &id, "Business Plus", 10).await,
+            vec!["b"]
+        );
+
+        // b loses its seat entirely; c comes back.
+        store
+            .put_accounts(&id, &[account("b", None, None), c])
+            .await
+            .expect("put again");
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 10).await,
+            vec!["c", "a"]
+        );
+        assert!(
+            all_by_license_type(store, &id, "Business Plus", 10)
+                .await
+                .is_empty()
+        );
+    }
+
+    // Coverage and snapshots -------------------------------------------------------------
+
+    pub async fn event_coverage_round_trips(store: &dyn ContractStore) {
+        let id = iid("acme");
+        assert_eq!(store.get_event_coverage(&id).await.expect("get"), None);
+        let first = EventCoverage {
+            from: at(2025, 11, 1, 0),
+            to: at(2026, 11, 1, 0),
+        };
+        store.put_event_coverage(&id, &first).await.expect("put");
+        assert_eq!(
+            store.get_event_coverage(&id).await.expect("get"),
+            Some(first.clone())
+        );
+        let extended =
+            EventCoverage::extended(Some(&first), at(2026, 10, 31, 0), at(2026, 11, 2, 0));
+        store.put_event_coverage(&id, &extended).await.expect("put");
+        assert_eq!(
+            store.get_event_coverage(&id).await.expect("get"),
+            Some(extended)
+        );
+        assert_eq!(
+            store.get_event_coverage(&iid("other")).await.expect("get"),
+            None
+        );
+    }
+
+    pub async fn snapshot_of_the_same_day_is_replaced(store: &dyn ContractStore) {
+        let id = iid("acme");
+        assert_eq!(store.latest_snapshot(&id).await.expect("latest"), None);
+        let morning = snapshot(&id, at(2026, 11, 1, 6), "morning");
+        let evening = snapshot(&id, at(2026, 11, 1, 18), "evening");
+        store.put_snapshot(&morning).await.expect("put");
+        store.put_snapshot(&evening).await.expect("put");
+
+        let day = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        let listed = store.list_snapshots(&id, day, day).await.expect("list");
+        assert_eq!(listed, vec![evening.clone()]);
+        assert_eq!(
+            store.latest_snapshot(&id).await.expect("latest"),
+            Some(evening)
+        );
+    }
+
+    pub async fn snapshots_are_listed_by_date_range(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let days: Vec<Snapshot> = [1, 2, 3, 10, 31]
+            .into_iter()
+            .map(|d| snapshot(&id, at(2026, 10, d, 12), &format!("s{d}")))
+            .collect();
+        // Out of order, and with another integration's snapshot beside them.
+        for s in days.iter().rev() {
+            store.put_snapshot(s).await.expect("put");
+        }
+        store
+            .put_snapshot(&snapshot(&iid("acme-2"), at(2026, 12, 1, 0), "other"))
+            .await
+            .expect("put other");
+
+        let date = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
+        let listed = store
+            .list_snapshots(&id, date(2), date(10))
+            .await
+            .expect("list");
+        assert_eq!(listed, days[1..4].to_vec());
+        let all = store
+            .list_snapshots(&id, date(1), date(31))
+            .await
+            .expect("list");
+        assert_eq!(all, days);
+        assert!(
+            store
+                .list_snapshots(&id, date(4), date(9))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_snapshots(&id, date(10), date(2))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            store.latest_snapshot(&id).await.expect("latest"),
+            days.last().cloned()
+        );
+    }
+
+    // Task runs --------------------------------------------------------------------------
+
+    pub async fn task_runs_are_listed_newest_first(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let kinds = [
+            TaskKind::ApplicationRoster,
+            TaskKind::LicenseInformation,
+            TaskKind::LicenseDifferentiation,
+            TaskKind::ApplicationAccess,
+            TaskKind::Reclamation,
+        ];
+        let mut runs = Vec::new();
+        for day in 1..=6u32 {
+            let kind = kinds[(day as usize) % kinds.len()];
+            runs.push(task_run(&id, kind, at(2026, 11, day, 3)));
+        }
+        for run in &runs {
+            store.put_task_run(run).await.expect("put");
+        }
+        store
+            .put_task_run(&task_run(
+                &iid("acme-2"),
+                TaskKind::Reclamation,
+                at(2026, 12, 1, 0),
+            ))
+            .await
+            .expect("put other");
+
+        let newest: Vec<TaskRun> = runs.iter().rev().cloned().collect();
+        assert_eq!(
+            store.list_task_runs(&id, None, 10).await.expect("list"),
+            newest
+        );
+        assert_eq!(
+            store.list_task_runs(&id, None, 3).await.expect("list"),
+            newest[..3].to_vec()
+        );
+    }
+
+    pub async fn task_runs_are_filtered_by_kind(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let roster: Vec<TaskRun> = (1..=4)
+            .map(|d| task_run(&id, TaskKind::ApplicationRoster, at(2026, 11, d, 3)))
+            .collect();
+        let access = task_run(&id, TaskKind::ApplicationAccess, at(2026, 11, 5, 3));
+        for run in roster.iter().chain([&access]) {
+            store.put_task_run(run).await.expect("put");
+        }
+        let listed = store
+            .list_task_runs(&id, Some(TaskKind::ApplicationRoster), 3)
+            .await
+            .expect("list");
+        assert_eq!(
+            listed,
+            vec![roster[3].clone(), roster[2].clone(), roster[1].clone()]
+        );
+        assert_eq!(
+            store
+                .list_task_runs(&id, Some(TaskKind::ApplicationAccess), 10)
+                .await
+                .expect("list"),
+            vec![access]
+        );
+        assert!(
+            store
+                .list_task_runs(&id, Some(TaskKind::Reclamation), 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+
+    // Leases -----------------------------------------------------------------------------
+
+    pub async fn lease_is_refused_to_a_second_owner_while_held(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let until = now + Duration::minutes(15);
+        let lease = store
+            .acquire_lease(&id, LeaseKind::Sync, "run-1", now, until)
+            .await
+            .expect("acquire");
+        assert_eq!(lease.owner, "run-1");
+        assert_eq!(lease.expires_at, until);
+        assert_eq!(lease.checkpoint, None);
+
+        // Still held at the very instant it expires.
+        match store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "run-2",
+                until,
+                until + Duration::minutes(15),
+            )
+            .await
+        {
+            Err(StoreError::LeaseHeld {
+                owner,
+                expires_at,
+                kind,
+                integration_id,
+            }) => {
+                assert_eq!(owner, "run-1");
+                assert_eq!(expires_at, until);
+                assert_eq!(kind, LeaseKind::Sync);
+                assert_eq!(integration_id, id);
+            }
+            other => panic!("expected LeaseHeld, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(lease)
+        );
+    }
+
+    pub async fn same_owner_reacquires_its_lease_and_keeps_the_checkpoint(
+        store: &dyn ContractStore,
+    ) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let lease = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "sync-7",
+                now,
+                now + Duration::minutes(15),
+            )
+            .await
+            .expect("acquire");
+        let checkpoint = serde_json::json!({"roster_marker": "m-123", "chunk": 4});
+        store
+            .renew_lease(
+                &lease,
+                now,
+                now + Duration::minutes(15),
+                Some(checkpoint.clone()),
+            )
+            .await
+            .expect("save checkpoint");
+
+        // The follow-up invocation continues the same run.
+        let later = now + Duration::minutes(14);
+        let continued = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "sync-7",
+                later,
+                later + Duration::minutes(15),
+            )
+            .await
+            .expect("re-acquire");
+        assert_eq!(continued.owner, "sync-7");
+        assert_eq!(continued.expires_at, later + Duration::minutes(15));
+        assert_eq!(continued.checkpoint, Some(checkpoint));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(continued)
+        );
+    }
+
+    pub async fn expired_lease_is_taken_over(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let until = now + Duration::minutes(15);
+        let crashed = store
+            .acquire_lease(&id, LeaseKind::Sync, "crashed", now, until)
+            .await
+            .expect("acquire");
+        store
+            .renew_lease(&crashed, now, until, Some(serde_json::json!({"chunk": 1})))
+            .await
+            .expect("checkpoint");
+
+        let later = until + Duration::milliseconds(1);
+        let taken = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "next",
+                later,
+                later + Duration::minutes(15),
+            )
+            .await
+            .expect("take over");
+        assert_eq!(taken.owner, "next");
+        assert_eq!(taken.checkpoint, None, "a new holder starts afresh");
+
+        // The old holder has lost it.
+        match store
+            .renew_lease(&crashed, later, later + Duration::minutes(15), None)
+            .await
+        {
+            Err(StoreError::LeaseLost { .. }) => {}
+            other => panic!("expected LeaseLost, got {other:?}"),
+        }
+    }
+
+    pub async fn renew_by_a_non_owner_is_lease_lost(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let lease = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "owner",
+                now,
+                now + Duration::minutes(15),
+            )
+            .await
+            .expect("acquire");
+        let impostor = seatkeeper_shared::store::Lease {
+            owner: "impostor".into(),
+            ..lease.clone()
+        };
+        match store
+            .renew_lease(&impostor, now, now + Duration::hours(1), None)
+            .await
+        {
+            Err(StoreError::LeaseLost {
+                integration_id,
+                kind,
+            }) => {
+                assert_eq!(integration_id, id);
+                assert_eq!(kind, LeaseKind::Sync);
+            }
+            other => panic!("expected LeaseLost, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(lease.clone())
+        );
+
+        // Renewing a released lease is lost too.
+        store.release_lease(&lease).await.expect("release");
+        assert!(matches!(
+            store
+                .renew_lease(&lease, now, now + Duration::hours(1), None)
+                .await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+
+        // The owner can renew.
+        let lease = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "owner",
+                now,
+                now + Duration::minutes(15),
+            )
+            .await
+            .expect("acquire");
+        let renewed = store
+            .renew_lease(&lease, now, now + Duration::hours(1), None)
+            .await
+            .expect("renew");
+        assert_eq!(renewed.expires_at, now + Duration::hours(1));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(renewed)
+        );
+    }
+
+    pub async fn release_by_a_non_owner_leaves_the_lease(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let lease = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Reclaim,
+                "job-1",
+                now,
+                now + Duration::hours(1),
+            )
+            .await
+            .expect("acquire");
+        let other = seatkeeper_shared::store::Lease {
+            owner: "job-2".into(),
+            ..lease.clone()
+        };
+        store
+            .release_lease(&other)
+            .await
+            .expect("release by non-owner is not an error");
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Reclaim).await.expect("get"),
+            Some(lease.clone())
+        );
+
+        store.release_lease(&lease).await.expect("release");
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Reclaim).await.expect("get"),
+            None
+        );
+        store
+            .release_lease(&lease)
+            .await
+            .expect("releasing again is fine");
+
+        // Free again: anyone may take it.
+        store
+            .acquire_lease(
+                &id,
+                LeaseKind::Reclaim,
+                "job-2",
+                now,
+                now + Duration::hours(1),
+            )
+            .await
+            .expect("acquire after release");
+    }
+
+    pub async fn lease_kinds_are_independent(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let until = now + Duration::minutes(5);
+        for kind in [LeaseKind::Sync, LeaseKind::Token, LeaseKind::Reclaim] {
+            store
+                .acquire_lease(&id, kind, kind.as_str(), now, until)
+                .await
+                .expect("acquire");
+        }
+        store
+            .acquire_lease(&iid("acme-2"), LeaseKind::Sync, "other", now, until)
+            .await
+            .expect("another integration's lease is separate");
+        let token = store
+            .get_lease(&id, LeaseKind::Token)
+            .await
+            .expect("get")
+            .expect("held");
+        assert_eq!(token.owner, "token");
+        assert_eq!(token.kind, LeaseKind::Token);
+    }
+
+    pub async fn checkpoint_json_round_trips(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let lease = store
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "run",
+                now,
+                now + Duration::minutes(15),
+            )
+            .await
+            .expect("acquire");
+        let checkpoint = serde_json::json!({
+            "phase": "events",
+            "stream_position": "1152922976252290886",
+            "roster_chunks": 12,
+            "fraction": 0.25,
+            "done": false,
+            "nothing": null,
+            "seen": ["a", "b", "ü → ☃"],
+            "nested": {"deep": {"deeper": [1, 2, 3]}}
+        });
+        let renewed = store
+            .renew_lease(
+                &lease,
+                now,
+                now + Duration::minutes(30),
+                Some(checkpoint.clone()),
+            )
+            .await
+            .expect("renew");
+        assert_eq!(renewed.checkpoint, Some(checkpoint.clone()));
+        let stored = store
+            .get_lease(&id, LeaseKind::Sync)
+            .await
+            .expect("get")
+            .expect("held");
+        assert_eq!(stored.checkpoint, Some(checkpoint));
+        assert_eq!(stored.expires_at, now + Duration::minutes(30));
+
+        // Renewing without a checkpoint clears it.
+        store
+            .renew_lease(&stored, now, now + Duration::minutes(30), None)
+            .await
+            .expect("renew");
+        let cleared = store
+            .get_lease(&id, LeaseKind::Sync)
+            .await
+            .expect("get")
+            .expect("held");
+        assert_eq!(cleared.checkpoint, None);
+    }
+
+    // Roster chunks ----------------------------------------------------------------------
+
+    pub async fn roster_chunks_are_read_in_order_and_deleted(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let chunk = |range: std::ops::Range<u32>| -> Vec<String> {
+            range.map(|n| format!("user-{n}")).collect()
+        };
+        // Written out of order; chunk 10 must come after chunk 2.
+        store
+            .put_roster_chunk(&id, "sync-1", 10, &chunk(20..30))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 0, &chunk(0..10))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 2, &chunk(10..20))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-10", 0, &chunk(90..91))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&iid("acme-2"), "sync-1", 0, &chunk(80..81))
+            .await
+            .expect("put");
+
+        assert_eq!(
+            store.roster_chunks(&id, "sync-1").await.expect("read"),
+            chunk(0..30)
+        );
+        assert_eq!(
+            store.roster_chunks(&id, "sync-10").await.expect("read"),
+            chunk(90..91)
+        );
+        assert!(
+            store
+                .roster_chunks(&id, "sync-2")
+                .await
+                .expect("read")
+                .is_empty()
+        );
+
+        // Rewriting a chunk replaces it.
+        store
+            .put_roster_chunk(&id, "sync-1", 2, &chunk(10..12))
+            .await
+            .expect("put");
+        let all: HashSet<String> = store
+            .roster_chunks(&id, "sync-1")
+            .await
+            .expect("read")
+            .into_iter()
+            .collect();
+        assert_eq!(all.len(), 22);
+
+        store
+            .delete_roster_chunks(&id, "sync-1")
+            .await
+            .expect("delete");
+        assert!(
+            store
+                .roster_chunks(&id, "sync-1")
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        assert_eq!(
+            store.roster_chunks(&id, "sync-10").await.expect("read"),
+            chunk(90..91)
+        );
+        assert_eq!(
+            store
+                .roster_chunks(&iid("acme-2"), "sync-1")
+                .await
+                .expect("read"),
+            chunk(80..81)
+        );
+        store
+            .delete_roster_chunks(&id, "sync-1")
+            .await
+            .expect("deleting again is fine");
+    }
+}
