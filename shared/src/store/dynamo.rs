@@ -1,1 +1,1074 @@
-//! DynamoDB adapter of the [`Store`](super::Store) port (being written).
+//! DynamoDB adapter of the [`Store`](super::Store) port: the single table of design §4.
+//!
+//! Every item has `pk`, `sk` and, except leases, `data`: the domain value as JSON (the domain
+//! types hold no secrets). Attributes that conditions or indexes need are written beside it:
+//! - integrations: `gsi1pk = INTS`, `gsi1sk = <id>` (GSI `gsi1` lists them);
+//! - tenant claims: `integration_id`;
+//! - accounts: `content_hash`, and `gsi2pk`/`gsi2sk` only while the account holds a seat
+//!   (GSI `gsi2`: accounts of a license type, oldest login first);
+//! - leases: `owner`, `expires_at` (epoch millis, checked in every condition; TTL is only
+//!   housekeeping), `checkpoint` (JSON), no `data`, so a continuation can extend the lease
+//!   without rewriting its checkpoint;
+//! - leases and roster chunks: `ttl` (epoch seconds) so forgotten ones are cleaned up.
+
+use super::embedded::{all_task_kinds, gsi2_cursor, parse_gsi2_cursor};
+use super::{Keys, Lease, LeaseKind, Page, Store, StoreError};
+use crate::domain::{
+    Account, EventCoverage, Integration, IntegrationId, Provider, Snapshot, TaskKind, TaskRun,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
+    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem,
+    WriteRequest,
+};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{HashMap, HashSet};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// BatchWriteItem takes at most 25 requests, BatchGetItem at most 100 keys.
+const WRITE_BATCH: usize = 25;
+const GET_BATCH: usize = 100;
+/// Batches in flight at once when writing many accounts.
+const WRITE_CONCURRENCY: usize = 4;
+/// Attempts at a batch whose items DynamoDB left unprocessed (throttling) before giving up.
+const BATCH_ATTEMPTS: u32 = 10;
+/// How long a lease or roster chunk outlives its use before TTL may clean it up.
+const LEASE_TTL_GRACE: Duration = Duration::days(1);
+const ROSTER_TTL: Duration = Duration::days(7);
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table with its indexes and TTL, and waits until it is usable
+    /// (tests and local runs; production tables come from the SAM template).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key_element("pk", KeyType::Hash)?)
+            .key_schema(key_element("sk", KeyType::Range)?);
+        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        for index in ["gsi1", "gsi2"] {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index)
+                    .key_schema(key_element(&format!("{index}pk"), KeyType::Hash)?)
+                    .key_schema(key_element(&format!("{index}sk"), KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| sdk_err("CreateTable", e))?;
+        wait_until_active(client, table).await?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_err("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+
+    /// Seat holders of one license type, oldest login first (never-logged-in ones first of
+    /// all), `limit` at a time. Vanished accounts are left out. Reads GSI `gsi2`, which is
+    /// eventually consistent.
+    pub async fn accounts_by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let partition = Keys::license_type_partition(id, license_type);
+        let start = match cursor {
+            Some(c) => {
+                let (sort, external_id) = parse_gsi2_cursor(c)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(Keys::integration(id))),
+                    ("sk".to_owned(), s(Keys::account(external_id))),
+                    ("gsi2pk".to_owned(), s(&partition)),
+                    ("gsi2sk".to_owned(), s(sort)),
+                ]))
+            }
+            None => None,
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .key_condition_expression("gsi2pk = :p")
+            .expression_attribute_values(":p", s(partition));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        let accounts = items
+            .iter()
+            .map(data::<Account>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            accounts.last().map(gsi2_cursor)
+        } else {
+            None
+        };
+        Ok(Page {
+            items: accounts,
+            next,
+        })
+    }
+
+    // Building blocks ----------------------------------------------------------------------
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err("GetItem", e))?;
+        Ok(out.item().cloned())
+    }
+
+    async fn get_data<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(pk, sk).await?.as_ref().map(data).transpose()
+    }
+
+    async fn put_data<T: Serialize>(&self, pk: String, sk: &str, value: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(pk, sk, value)?))
+            .send()
+            .await
+            .map_err(|e| sdk_err("PutItem", e))?;
+        Ok(())
+    }
+
+    /// A query on the table: every item of `pk` whose `sk` begins with `sk_prefix`,
+    /// at most `limit` of them, in `sk` order (`forward`) or reversed.
+    async fn query_prefix(
+        &self,
+        pk: String,
+        sk_prefix: &str,
+        forward: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(forward)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(sk_prefix));
+        self.query_all(query, limit).await
+    }
+
+    /// Runs a query to the end (or to `limit` items), following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = query.clone().set_exclusive_start_key(start);
+            if let Some(limit) = limit {
+                request = request.limit(page_limit(limit - out.len()));
+            }
+            let page = request.send().await.map_err(|e| sdk_err("Query", e))?;
+            out.extend(page.items().iter().cloned());
+            if let Some(limit) = limit
+                && out.len() >= limit
+            {
+                out.truncate(limit);
+                return Ok(out);
+            }
+            match page.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Up to `limit` items from `start` on, and whether more follow. Asks for one extra
+    /// item so the last page says "no more" instead of returning an empty page after it.
+    async fn query_page(
+        &self,
+        query: QueryFluentBuilder,
+        start: Option<Item>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let mut items = Vec::with_capacity(limit + 1);
+        let mut start = start;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .limit(page_limit(limit + 1 - items.len()))
+                .send()
+                .await
+                .map_err(|e| sdk_err("Query", e))?;
+            items.extend(page.items().iter().cloned());
+            if items.len() > limit {
+                items.truncate(limit);
+                return Ok((items, true));
+            }
+            match page.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok((items, false)),
+            }
+        }
+    }
+
+    /// Writes (or deletes) items in batches of 25, a few batches at a time.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut batches = Vec::new();
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            batches.push(requests.by_ref().take(WRITE_BATCH).collect::<Vec<_>>());
+        }
+        stream::iter(batches)
+            .map(|batch| self.write_batch(batch))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// One BatchWriteItem, retrying what DynamoDB left unprocessed with backoff.
+    async fn write_batch(&self, mut batch: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(|e| sdk_err("BatchWriteItem", e))?;
+            batch = out
+                .unprocessed_items()
+                .and_then(|u| u.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(gave_up(format!(
+            "{} items stayed unprocessed by BatchWriteItem",
+            batch.len()
+        )))
+    }
+
+    /// One BatchGetItem of at most 100 keys, retrying unprocessed keys with backoff.
+    async fn get_batch(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut pending = keys;
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_err("BatchGetItem", e))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+        }
+        Err(gave_up(format!(
+            "{} keys stayed unprocessed by BatchGetItem",
+            pending.len()
+        )))
+    }
+
+    // Leases -------------------------------------------------------------------------------
+
+    /// The holder extends its own lease, keeping its checkpoint (a continuation).
+    async fn extend_own_lease(
+        &self,
+        id: &IntegrationId,
+        kind: LeaseKind,
+        owner: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Option<Lease>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(Keys::integration(id)))
+            .key("sk", s(Keys::lease(kind)))
+            .update_expression("SET expires_at = :exp, #ttl = :ttl")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":exp", millis(expires_at))
+            .expression_attribute_values(":ttl", lease_ttl(expires_at))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out.attributes().cloned().unwrap_or_default();
+                lease_from_item(id, kind, &item).map(Some)
+            }
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(sdk_err("UpdateItem", e)),
+        }
+    }
+
+    /// Writes a fresh lease (no checkpoint) if it is free or expired.
+    async fn take_free_lease(&self, lease: &Lease, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(lease_item(lease)?))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", millis(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create_integration(&self, integration: &Integration) -> Result<(), StoreError> {
+        let pk = Keys::integration(&integration.id);
+        let mut integration_item = item(pk, Keys::META, integration)?;
+        integration_item.insert("gsi1pk".into(), s(Keys::INTEGRATIONS_GSI));
+        integration_item.insert("gsi1sk".into(), s(integration.id.as_str()));
+        let claim_pk = Keys::tenant(integration.provider, &integration.tenant_id);
+        let claim_item = HashMap::from([
+            ("pk".to_owned(), s(&claim_pk)),
+            ("sk".to_owned(), s(Keys::META)),
+            ("integration_id".to_owned(), s(integration.id.as_str())),
+            ("provider".to_owned(), s(integration.provider.as_str())),
+            ("tenant_id".to_owned(), s(&integration.tenant_id)),
+        ]);
+        // The order matters: cancellation reasons come back in this order.
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put_new(integration_item)?)
+            .transact_items(self.put_new(claim_item)?)
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        let (integration_exists, tenant_claimed) = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let failed = |i: usize| {
+                    cancelled
+                        .cancellation_reasons()
+                        .get(i)
+                        .and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed")
+                };
+                (failed(0), failed(1))
+            }
+            _ => (false, false),
+        };
+        if tenant_claimed {
+            let owner = self
+                .tenant_owner(integration.provider, &integration.tenant_id)
+                .await?;
+            return Err(StoreError::TenantClaimed {
+                provider: integration.provider,
+                tenant_id: integration.tenant_id.clone(),
+                integration_id: owner.map_or_else(|| "unknown".to_owned(), String::from),
+            });
+        }
+        if integration_exists {
+            return Err(StoreError::AlreadyExists(integration.id.clone()));
+        }
+        Err(sdk_err("TransactWriteItems", err))
+    }
+
+    async fn get_integration(&self, id: &IntegrationId) -> Result<Option<Integration>, StoreError> {
+        self.get_data(Keys::integration(id), Keys::META).await
+    }
+
+    async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s(Keys::INTEGRATIONS_GSI));
+        self.query_all(query, None)
+            .await?
+            .iter()
+            .map(data)
+            .collect()
+    }
+
+    async fn update_integration(&self, integration: &Integration) -> Result<(), StoreError> {
+        let mut replacement = item(Keys::integration(&integration.id), Keys::META, integration)?;
+        replacement.insert("gsi1pk".into(), s(Keys::INTEGRATIONS_GSI));
+        replacement.insert("gsi1sk".into(), s(integration.id.as_str()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(replacement))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::NotFound(integration.id.clone()))
+            }
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+
+    async fn tenant_owner(
+        &self,
+        provider: Provider,
+        tenant_id: &str,
+    ) -> Result<Option<IntegrationId>, StoreError> {
+        let Some(claim) = self.get(Keys::tenant(provider, tenant_id), Keys::META).await? else {
+            return Ok(None);
+        };
+        let raw = string_attr(&claim, "integration_id")?;
+        IntegrationId::parse(raw)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("tenant claim of {provider} {tenant_id}: {e}")))
+    }
+
+    async fn get_accounts(
+        &self,
+        id: &IntegrationId,
+        external_ids: &[String],
+    ) -> Result<Vec<Account>, StoreError> {
+        // BatchGetItem refuses repeated keys.
+        let mut seen = HashSet::new();
+        let unique: Vec<&String> = external_ids
+            .iter()
+            .filter(|e| seen.insert(e.as_str()))
+            .collect();
+        let pk = Keys::integration(id);
+        let mut found: HashMap<String, Account> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(GET_BATCH) {
+            let keys = chunk
+                .iter()
+                .map(|e| key(pk.clone(), &Keys::account(e)))
+                .collect();
+            for item in self.get_batch(keys).await? {
+                let account: Account = data(&item)?;
+                found.insert(account.external_id.clone(), account);
+            }
+        }
+        // In the order asked for, whatever order DynamoDB answered in.
+        Ok(unique.iter().filter_map(|e| found.remove(*e)).collect())
+    }
+
+    async fn put_accounts(
+        &self,
+        id: &IntegrationId,
+        accounts: &[Account],
+    ) -> Result<(), StoreError> {
+        // BatchWriteItem refuses two writes of one key in a batch: the last one wins.
+        let mut seen = HashSet::new();
+        let mut latest: Vec<&Account> = accounts
+            .iter()
+            .rev()
+            .filter(|a| seen.insert(a.external_id.as_str()))
+            .collect();
+        latest.reverse();
+        let requests = latest
+            .into_iter()
+            .map(|a| {
+                let put = PutRequest::builder()
+                    .set_item(Some(account_item(id, a)?))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn list_accounts(
+        &self,
+        id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let pk = Keys::integration(id);
+        let start = cursor.map(|c| key(pk.clone(), &Keys::account(c)));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(Keys::ACCOUNT_PREFIX));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        let accounts = items
+            .iter()
+            .map(data::<Account>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            accounts.last().map(|a| a.external_id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: accounts,
+            next,
+        })
+    }
+
+    async fn get_event_coverage(
+        &self,
+        id: &IntegrationId,
+    ) -> Result<Option<EventCoverage>, StoreError> {
+        self.get_data(Keys::integration(id), Keys::COVERAGE).await
+    }
+
+    async fn put_event_coverage(
+        &self,
+        id: &IntegrationId,
+        coverage: &EventCoverage,
+    ) -> Result<(), StoreError> {
+        self.put_data(Keys::integration(id), Keys::COVERAGE, coverage)
+            .await
+    }
+
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.put_data(
+            Keys::integration(&snapshot.integration_id),
+            &Keys::snapshot(snapshot.date),
+            snapshot,
+        )
+        .await
+    }
+
+    async fn latest_snapshot(&self, id: &IntegrationId) -> Result<Option<Snapshot>, StoreError> {
+        let items = self
+            .query_prefix(Keys::integration(id), Keys::SNAPSHOT_PREFIX, false, Some(1))
+            .await?;
+        items.first().map(data).transpose()
+    }
+
+    async fn list_snapshots(
+        &self,
+        id: &IntegrationId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(Keys::integration(id)))
+            .expression_attribute_values(":from", s(Keys::snapshot(from)))
+            .expression_attribute_values(":to", s(Keys::snapshot(to)));
+        self.query_all(query, None)
+            .await?
+            .iter()
+            .map(data)
+            .collect()
+    }
+
+    async fn put_task_run(&self, run: &TaskRun) -> Result<(), StoreError> {
+        self.put_data(
+            Keys::integration(&run.integration_id),
+            &Keys::task_run(run.kind, run.started_at),
+            run,
+        )
+        .await
+    }
+
+    async fn list_task_runs(
+        &self,
+        id: &IntegrationId,
+        kind: Option<TaskKind>,
+        limit: usize,
+    ) -> Result<Vec<TaskRun>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Keys sort by kind first, so "newest first across kinds" reads the newest `limit`
+        // of each kind and merges them.
+        let kinds = kind.map_or_else(|| all_task_kinds().to_vec(), |k| vec![k]);
+        let pk = Keys::integration(id);
+        let mut runs: Vec<TaskRun> = Vec::new();
+        for kind in kinds {
+            let items = self
+                .query_prefix(pk.clone(), &Keys::task_prefix(Some(kind)), false, Some(limit))
+                .await?;
+            for item in &items {
+                runs.push(data(item)?);
+            }
+        }
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    async fn acquire_lease(
+        &self,
+        id: &IntegrationId,
+        kind: LeaseKind,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Lease, StoreError> {
+        // Each step is one conditional write; a step only fails because the lease changed
+        // hands in between, so a few rounds settle it.
+        for _ in 0..3 {
+            if let Some(lease) = self.extend_own_lease(id, kind, owner, expires_at).await? {
+                return Ok(lease);
+            }
+            let fresh = Lease {
+                integration_id: id.clone(),
+                kind,
+                owner: owner.to_owned(),
+                expires_at: to_millis(expires_at),
+                checkpoint: None,
+            };
+            if self.take_free_lease(&fresh, now).await? {
+                return Ok(fresh);
+            }
+            if let Some(held) = self.get_lease(id, kind).await?
+                && held.owner != owner
+                && held.expires_at >= to_millis(now)
+            {
+                return Err(StoreError::LeaseHeld {
+                    integration_id: id.clone(),
+                    kind,
+                    owner: held.owner,
+                    expires_at: held.expires_at,
+                });
+            }
+        }
+        Err(gave_up(format!(
+            "the {kind} lease of integration {id} kept changing hands"
+        )))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        _now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> Result<Lease, StoreError> {
+        let renewed = Lease {
+            expires_at: to_millis(expires_at),
+            checkpoint,
+            ..lease.clone()
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(lease_item(&renewed)?))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(renewed),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::LeaseLost {
+                integration_id: lease.integration_id.clone(),
+                kind: lease.kind,
+            }),
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(Keys::integration(&lease.integration_id)))
+            .key("sk", s(Keys::lease(lease.kind)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .send()
+            .await;
+        match result {
+            // Gone already, or someone else's now: either way not ours to delete.
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_err("DeleteItem", e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn get_lease(
+        &self,
+        id: &IntegrationId,
+        kind: LeaseKind,
+    ) -> Result<Option<Lease>, StoreError> {
+        match self.get(Keys::integration(id), &Keys::lease(kind)).await? {
+            Some(item) => lease_from_item(id, kind, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_roster_chunk(
+        &self,
+        id: &IntegrationId,
+        sync_id: &str,
+        chunk: u32,
+        external_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let mut chunk_item = item(
+            Keys::integration(id),
+            &Keys::roster_chunk(sync_id, chunk),
+            &external_ids,
+        )?;
+        chunk_item.insert("ttl".into(), epoch_seconds(Utc::now() + ROSTER_TTL));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(chunk_item))
+            .send()
+            .await
+            .map_err(|e| sdk_err("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn roster_chunks(
+        &self,
+        id: &IntegrationId,
+        sync_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .query_prefix(Keys::integration(id), &Keys::roster_prefix(sync_id), true, None)
+            .await?;
+        let mut ids = Vec::new();
+        for item in &items {
+            ids.extend(data::<Vec<String>>(item)?);
+        }
+        Ok(ids)
+    }
+
+    async fn delete_roster_chunks(
+        &self,
+        id: &IntegrationId,
+        sync_id: &str,
+    ) -> Result<(), StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .projection_expression("pk, sk")
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(Keys::integration(id)))
+            .expression_attribute_values(":prefix", s(Keys::roster_prefix(sync_id)));
+        let requests = self
+            .query_all(query, None)
+            .await?
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(build_err)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+}
+
+impl DynamoStore {
+    /// A transaction step that creates `item` only if nothing is stored under its key.
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+// Items ------------------------------------------------------------------------------------
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn item<T: Serialize + ?Sized>(pk: String, sk: &str, value: &T) -> Result<Item, StoreError> {
+    let json = serde_json::to_string(value)
+        .map_err(|e| StoreError::backend("cannot encode an item", e))?;
+    let mut item = key(pk, sk);
+    item.insert("data".into(), s(json));
+    Ok(item)
+}
+
+fn account_item(id: &IntegrationId, account: &Account) -> Result<Item, StoreError> {
+    let mut item = item(
+        Keys::integration(id),
+        &Keys::account(&account.external_id),
+        account,
+    )?;
+    item.insert("content_hash".into(), s(account.content_hash()));
+    // Only seat holders are in gsi2; a PutItem replaces the whole item, so an account that
+    // lost its seat drops out of the index by itself.
+    if let (Some(license_type), None) = (&account.license_type, account.vanished_at) {
+        item.insert(
+            "gsi2pk".into(),
+            s(Keys::license_type_partition(id, license_type)),
+        );
+        item.insert(
+            "gsi2sk".into(),
+            s(Keys::last_login_sort(account.last_login_at)),
+        );
+    }
+    Ok(item)
+}
+
+fn lease_item(lease: &Lease) -> Result<Item, StoreError> {
+    let mut item = key(
+        Keys::integration(&lease.integration_id),
+        &Keys::lease(lease.kind),
+    );
+    item.insert("owner".into(), s(&lease.owner));
+    item.insert("expires_at".into(), millis(lease.expires_at));
+    item.insert("ttl".into(), lease_ttl(lease.expires_at));
+    if let Some(checkpoint) = &lease.checkpoint {
+        let json = serde_json::to_string(checkpoint)
+            .map_err(|e| StoreError::backend("cannot encode a checkpoint", e))?;
+        item.insert("checkpoint".into(), s(json));
+    }
+    Ok(item)
+}
+
+fn lease_from_item(id: &IntegrationId, kind: LeaseKind, item: &Item) -> Result<Lease, StoreError> {
+    let owner = string_attr(item, "owner")?.to_owned();
+    let expires_raw = item
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .ok_or_else(|| corrupt(item, "expires_at is missing"))?;
+    let expires_at = expires_raw
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt(item, "expires_at is not epoch millis"))?;
+    let checkpoint = match item.get("checkpoint") {
+        Some(value) => {
+            let json = value
+                .as_s()
+                .map_err(|_| corrupt(item, "checkpoint is not a string"))?;
+            Some(serde_json::from_str(json).map_err(|e| corrupt(item, &e.to_string()))?)
+        }
+        None => None,
+    };
+    Ok(Lease {
+        integration_id: id.clone(),
+        kind,
+        owner,
+        expires_at,
+        checkpoint,
+    })
+}
+
+fn data<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let json = string_attr(item, "data")?;
+    serde_json::from_str(json).map_err(|e| corrupt(item, &e.to_string()))
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(item, &format!("{name} is missing")))
+}
+
+/// Names the item by its key only: values never go into messages.
+fn corrupt(item: &Item, problem: &str) -> StoreError {
+    let part = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map_or("?", String::as_str)
+            .to_owned()
+    };
+    StoreError::Corrupt(format!("item {}/{}: {problem}", part("pk"), part("sk")))
+}
+
+fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
+
+fn epoch_seconds(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp().to_string())
+}
+
+fn lease_ttl(expires_at: DateTime<Utc>) -> AttributeValue {
+    epoch_seconds(expires_at + LEASE_TTL_GRACE)
+}
+
+fn page_limit(n: usize) -> i32 {
+    i32::try_from(n.max(1)).unwrap_or(i32::MAX)
+}
+
+// Errors and retries -------------------------------------------------------------------------
+
+fn is_conditional_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+fn sdk_err<E, R>(operation: &str, err: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    StoreError::backend(
+        format!("DynamoDB {operation} failed: {}", DisplayErrorContext(&err)),
+        err,
+    )
+}
+
+fn build_err(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::backend("invalid DynamoDB request", err)
+}
+
+fn gave_up(message: String) -> StoreError {
+    StoreError::Backend {
+        message,
+        source: None,
+    }
+}
+
+/// Exponential backoff with full jitter: 50 ms, 100 ms, … capped at 5 s.
+async fn backoff(attempt: u32) {
+    let cap_ms = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
+    let wait = rand::random_range(cap_ms / 2..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
+fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(build_err)
+}
+
+async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    for _ in 0..120 {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_err("DescribeTable", e))?;
+        if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(gave_up(format!("table {table} did not become active")))
+}

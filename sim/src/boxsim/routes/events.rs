@@ -1,16 +1,15 @@
 //! `GET /2.0/events`: the enterprise `admin_logs` stream, which here holds LOGIN events.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{AppState, authenticate, parse_number};
 use crate::boxsim::errors::BoxError;
-use crate::boxsim::render;
+use crate::boxsim::render::{self, EventJson};
 use crate::boxsim::state::read;
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -61,19 +60,33 @@ fn parse_time(value: Option<&str>, name: &str) -> Result<Option<i64>, BoxError> 
         .transpose()
 }
 
-fn page(entries: Vec<Value>, next_stream_position: String) -> Json<Value> {
-    Json(json!({
-        "chunk_size": entries.len(),
-        "next_stream_position": next_stream_position,
-        "entries": entries,
-    }))
+#[derive(Serialize)]
+struct EventsPage<'a> {
+    chunk_size: usize,
+    /// Always a string: positions exceed 2^53.
+    next_stream_position: String,
+    entries: Vec<EventJson<'a>>,
+}
+
+/// Serialised here, while the tenant is still borrowed by the entries.
+fn page(entries: Vec<EventJson<'_>>, next_stream_position: String) -> Result<Response, BoxError> {
+    let page = EventsPage {
+        chunk_size: entries.len(),
+        next_stream_position,
+        entries,
+    };
+    let body = serde_json::to_vec(&page).map_err(|err| {
+        tracing::error!(error = %err, "cannot serialise an events page");
+        BoxError::internal()
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 pub(crate) async fn list(
     State(shared): AppState,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> Result<Json<Value>, BoxError> {
+) -> Result<Response, BoxError> {
     authenticate(&shared, &headers)?;
     let Query(query) =
         query.map_err(|rejection| BoxError::bad_request("bad_request", rejection.body_text()))?;
@@ -97,7 +110,7 @@ pub(crate) async fn list(
         "admin_logs" => true,
         "admin_logs_streaming" => false,
         // The service account's own user stream: nothing happens in it.
-        "all" | "changes" | "sync" => return Ok(page(Vec::new(), echo)),
+        "all" | "changes" | "sync" => return page(Vec::new(), echo),
         other => {
             return Err(BoxError::bad_request(
                 "invalid_request_parameters",
@@ -123,7 +136,7 @@ pub(crate) async fn list(
     let mut start = match position {
         Position::Now => {
             let latest = events.last().map_or(0, |event| event.position());
-            return Ok(page(Vec::new(), latest.to_string()));
+            return page(Vec::new(), latest.to_string());
         }
         Position::Start => 0,
         Position::After(seen) => events.partition_point(|event| event.position() <= seen),
@@ -150,5 +163,5 @@ pub(crate) async fn list(
             render::login_event(event, &tenant.users[event.user as usize], tenant.event_salt)
         })
         .collect();
-    Ok(page(entries, next_stream_position))
+    page(entries, next_stream_position)
 }
