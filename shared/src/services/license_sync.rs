@@ -84,7 +84,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             lease_ttl: Duration::minutes(5),
-            login_flush_threshold: 50_000,
+            login_flush_threshold: 250_000,
         }
     }
 }
