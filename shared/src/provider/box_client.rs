@@ -284,7 +284,13 @@ impl BoxClient {
             response = self.get_once(operation, &url, query, &token).await?;
         }
         if response.status.is_success() {
-            response.json(PROVIDER)
+            response.json(PROVIDER).map_err(|err| match err {
+                ProviderError::Malformed { provider, detail } => ProviderError::Malformed {
+                    provider,
+                    detail: format!("{detail} from {path}"),
+                },
+                other => other,
+            })
         } else {
             Err(response_error(&response, path))
         }

@@ -18,7 +18,8 @@ pub struct Faults {
     pub server_error_ratio: f64,
     /// The TCP connection is closed without any response.
     pub drop_connection_ratio: f64,
-    /// A token answers 401 once it has been used for this many API requests.
+    /// A token answers 401 once it has been used for this many API requests (requests
+    /// answered by another fault never reach the token check and do not count).
     pub token_lifetime_requests: Option<u64>,
     /// Share of users silently missing from `/2.0/users` listings (they still exist).
     pub roster_drop_ratio: f64,
