@@ -279,6 +279,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_fields_are_a_clean_list() {
+        let fields: Vec<&str> = BOX_USER_FIELDS.split(',').collect();
+        assert_eq!(fields.len(), 19);
+        assert!(
+            fields
+                .iter()
+                .all(|f| !f.is_empty() && !f.contains(char::is_whitespace))
+        );
+        assert!(
+            fields.contains(&"is_platform_access_only") && fields.contains(&"notification_email")
+        );
+    }
+
+    #[test]
     fn user_reads_full_record_with_offsets() {
         let user: BoxUser = serde_json::from_str(
             r#"{"type":"user","id":"11446498","name":"Aaron Levie","login":"ceo@example.com",
