@@ -1,11 +1,11 @@
 //! The `Secrets` contract, run against the local file (0600) and Secrets Manager (moto).
 
-use secrecy::{ExposeSecret, SecretString};
+use aws_config::retry::RetryConfig;
 use seatkeeper_shared::secrets::aws::SecretsManagerSecrets;
 use seatkeeper_shared::secrets::file::FileSecrets;
 use seatkeeper_shared::secrets::{IntegrationCredentials, Secrets};
-use aws_config::retry::RetryConfig;
 use seatkeeper_tests::{Moto, aws_config, error_chain, secrets_client, secrets_manager};
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -90,7 +90,10 @@ mod cases {
     pub async fn stored_secret_is_read_back(secrets: &dyn Secrets) {
         let n = name("stored");
         secrets
-            .put(&n, secret(r#"{"client_id":"abc","client_secret":"s3cr3t"}"#))
+            .put(
+                &n,
+                secret(r#"{"client_id":"abc","client_secret":"s3cr3t"}"#),
+            )
             .await
             .expect("put");
         assert_eq!(
@@ -102,7 +105,10 @@ mod cases {
     pub async fn storing_again_overwrites(secrets: &dyn Secrets) {
         let n = name("rotated");
         secrets.put(&n, secret("refresh-1")).await.expect("put");
-        secrets.put(&n, secret("refresh-2")).await.expect("put again");
+        secrets
+            .put(&n, secret("refresh-2"))
+            .await
+            .expect("put again");
         assert_eq!(value_of(secrets, &n).await.as_deref(), Some("refresh-2"));
     }
 
@@ -123,7 +129,10 @@ mod cases {
         let n = name("reconnected");
         secrets.put(&n, secret("old")).await.expect("put");
         secrets.delete(&n).await.expect("delete");
-        secrets.put(&n, secret("new")).await.expect("put after delete");
+        secrets
+            .put(&n, secret("new"))
+            .await
+            .expect("put after delete");
         assert_eq!(value_of(secrets, &n).await.as_deref(), Some("new"));
     }
 
@@ -143,7 +152,9 @@ mod cases {
             IntegrationCredentials::client_credentials("client-1", secret("client-secret"));
         credentials.refresh_token = Some(secret("refresh"));
         credentials.save(secrets, &n).await.expect("save");
-        let loaded = IntegrationCredentials::load(secrets, &n).await.expect("load");
+        let loaded = IntegrationCredentials::load(secrets, &n)
+            .await
+            .expect("load");
         assert_eq!(loaded.client_id, "client-1");
         assert_eq!(
             loaded.client_secret.as_ref().map(|s| s.expose_secret()),
@@ -170,7 +181,10 @@ async fn secrets_file_is_readable_only_by_its_owner() {
     secrets.put("a", secret("one")).await.expect("put");
     secrets.put("b", secret("two")).await.expect("put");
     secrets.delete("a").await.expect("delete");
-    let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("metadata")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "mode was {:o}", mode & 0o777);
     // Atomic replacement leaves no temporary files beside it.
     let entries: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
@@ -187,7 +201,10 @@ async fn secrets_file_is_shared_by_instances_on_the_same_path() {
         .put("k", secret("v"))
         .await
         .expect("put");
-    assert_eq!(value_of(&FileSecrets::new(&path), "k").await.as_deref(), Some("v"));
+    assert_eq!(
+        value_of(&FileSecrets::new(&path), "k").await.as_deref(),
+        Some("v")
+    );
 }
 
 // Secrets Manager ------------------------------------------------------------------------
@@ -257,5 +274,8 @@ async fn secrets_manager_errors_never_contain_the_value() {
         .expect_err("nothing answers");
     let shown = format!("{err} | {err:?} | {}", error_chain(&err));
     assert!(shown.contains("seatkeeper/integrations/acme"), "{shown}");
-    assert!(!shown.contains(value), "the error showed the value: {shown}");
+    assert!(
+        !shown.contains(value),
+        "the error showed the value: {shown}"
+    );
 }

@@ -164,7 +164,11 @@ fn account(external_id: &str, license_type: Option<&str>, login: Option<DateTime
 
 fn snapshot(id: &IntegrationId, data_as_of: DateTime<Utc>, sync_id: &str) -> Snapshot {
     let mut builder = SnapshotBuilder::new(data_as_of, &["Business".to_owned()]);
-    builder.add(&account("1", Some("Business"), Some(data_as_of - Duration::days(3))));
+    builder.add(&account(
+        "1",
+        Some("Business"),
+        Some(data_as_of - Duration::days(3)),
+    ));
     builder.add(&account("2", Some("Business"), None));
     builder.finish(id.clone(), sync_id.into(), None, Some(10))
 }
@@ -221,13 +225,22 @@ mod cases {
         store.create_integration(&a).await.expect("create a");
         store.create_integration(&b).await.expect("create b");
 
-        assert_eq!(store.get_integration(&a.id).await.expect("get"), Some(a.clone()));
-        assert_eq!(store.get_integration(&iid("nobody")).await.expect("get"), None);
+        assert_eq!(
+            store.get_integration(&a.id).await.expect("get"),
+            Some(a.clone())
+        );
+        assert_eq!(
+            store.get_integration(&iid("nobody")).await.expect("get"),
+            None
+        );
         let mut listed = store.list_integrations().await.expect("list");
         listed.sort_by(|x, y| x.id.cmp(&y.id));
         assert_eq!(listed, vec![a.clone(), b.clone()]);
         assert_eq!(
-            store.tenant_owner(Provider::Box, "222").await.expect("owner"),
+            store
+                .tenant_owner(Provider::Box, "222")
+                .await
+                .expect("owner"),
             Some(b.id.clone())
         );
 
@@ -244,7 +257,10 @@ mod cases {
             ..a.clone()
         };
         store.update_integration(&updated).await.expect("update");
-        assert_eq!(store.get_integration(&a.id).await.expect("get"), Some(updated));
+        assert_eq!(
+            store.get_integration(&a.id).await.expect("get"),
+            Some(updated)
+        );
         assert_eq!(store.list_integrations().await.expect("list").len(), 2);
     }
 
@@ -267,9 +283,15 @@ mod cases {
         }
         // Nothing of the refused integration was written.
         assert_eq!(store.get_integration(&second.id).await.expect("get"), None);
-        assert_eq!(store.list_integrations().await.expect("list"), vec![first.clone()]);
         assert_eq!(
-            store.tenant_owner(Provider::Box, "4242").await.expect("owner"),
+            store.list_integrations().await.expect("list"),
+            vec![first.clone()]
+        );
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "4242")
+                .await
+                .expect("owner"),
             Some(first.id)
         );
     }
@@ -308,7 +330,13 @@ mod cases {
             other => panic!("expected AlreadyExists, got {other:?}"),
         }
         // The refused create claimed nothing and changed nothing.
-        assert_eq!(store.tenant_owner(Provider::Box, "999").await.expect("owner"), None);
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "999")
+                .await
+                .expect("owner"),
+            None
+        );
         assert_eq!(
             store.get_integration(&original.id).await.expect("get"),
             Some(original)
@@ -326,9 +354,7 @@ mod cases {
 
     // Accounts -------------------------------------------------------------------------
 
-    pub async fn accounts_are_listed_in_pages_each_seen_once_in_order(
-        store: &dyn ContractStore,
-    ) {
+    pub async fn accounts_are_listed_in_pages_each_seen_once_in_order(store: &dyn ContractStore) {
         let id = iid("acme");
         // Written in reverse so the order of the listing comes from the store.
         let accounts: Vec<Account> = (0..250)
@@ -372,7 +398,13 @@ mod cases {
         got.sort_by(|a, b| a.external_id.cmp(&b.external_id));
         assert_eq!(got, accounts);
 
-        assert!(store.get_accounts(&id, &[]).await.expect("get none").is_empty());
+        assert!(
+            store
+                .get_accounts(&id, &[])
+                .await
+                .expect("get none")
+                .is_empty()
+        );
         assert!(
             store
                 .get_accounts(&id, &["nobody".to_owned()])
@@ -392,19 +424,23 @@ mod cases {
         changed.status = "inactive".into();
         changed.role = None;
         changed.attributes.clear();
-        store.put_accounts(&id, std::slice::from_ref(&changed)).await.expect("put again");
+        store
+            .put_accounts(&id, std::slice::from_ref(&changed))
+            .await
+            .expect("put again");
         store.put_accounts(&id, &[]).await.expect("put nothing");
 
-        let got = store.get_accounts(&id, &["1".to_owned()]).await.expect("get");
+        let got = store
+            .get_accounts(&id, &["1".to_owned()])
+            .await
+            .expect("get");
         assert_eq!(got, vec![changed]);
         let page = store.list_accounts(&id, None, 10).await.expect("list");
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.next, None);
     }
 
-    pub async fn accounts_of_one_integration_are_invisible_to_another(
-        store: &dyn ContractStore,
-    ) {
+    pub async fn accounts_of_one_integration_are_invisible_to_another(store: &dyn ContractStore) {
         let acme = iid("acme");
         let acme2 = iid("acme-2");
         store
@@ -430,9 +466,7 @@ mod cases {
         );
     }
 
-    pub async fn accounts_by_license_type_are_listed_oldest_login_first(
-        store: &dyn ContractStore,
-    ) {
+    pub async fn accounts_by_license_type_are_listed_oldest_login_first(store: &dyn ContractStore) {
         let id = iid("acme");
         let mut vanished = account("v", Some("Business"), None);
         vanished.vanished_at = Some(at(2026, 3, 2, 0));
@@ -451,15 +485,28 @@ mod cases {
         store.put_accounts(&id, &accounts).await.expect("put");
 
         let expected = vec!["never", "old", "middle", "recent"];
-        assert_eq!(all_by_license_type(store, &id, "Business", 100).await, expected);
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 100).await,
+            expected
+        );
         // The same order in pages of two and of one.
-        assert_eq!(all_by_license_type(store, &id, "Business", 2).await, expected);
-        assert_eq!(all_by_license_type(store, &id, "Business", 1).await, expected);
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 2).await,
+            expected
+        );
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 1).await,
+            expected
+        );
         assert_eq!(
             all_by_license_type(store, &id, "Business Plus", 10).await,
             vec!["plus"]
         );
-        assert!(all_by_license_type(store, &id, "Enterprise", 10).await.is_empty());
+        assert!(
+            all_by_license_type(store, &id, "Enterprise", 10)
+                .await
+                .is_empty()
+        );
 
         let page = store
             .by_license_type(&id, "Business", None, 4)
@@ -473,16 +520,25 @@ mod cases {
         let a = account("a", Some("Business"), Some(at(2026, 1, 1, 0)));
         let b = account("b", Some("Business"), Some(at(2026, 2, 1, 0)));
         let c = account("c", Some("Business"), Some(at(2026, 3, 1, 0)));
-        store.put_accounts(&id, &[a.clone(), b.clone(), c.clone()]).await.expect("put");
+        store
+            .put_accounts(&id, &[a.clone(), b.clone(), c.clone()])
+            .await
+            .expect("put");
 
         // a logs in, b moves to another license type, c vanishes.
         let a2 = account("a", Some("Business"), Some(at(2026, 4, 1, 0)));
         let b2 = account("b", Some("Business Plus"), Some(at(2026, 2, 1, 0)));
         let mut c2 = c.clone();
         c2.vanished_at = Some(at(2026, 4, 2, 0));
-        store.put_accounts(&id, &[a2, b2, c2]).await.expect("put changes");
+        store
+            .put_accounts(&id, &[a2, b2, c2])
+            .await
+            .expect("put changes");
 
-        assert_eq!(all_by_license_type(store, &id, "Business", 10).await, vec!["a"]);
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 10).await,
+            vec!["a"]
+        );
         assert_eq!(
             all_by_license_type(store, &id, "Business Plus", 10).await,
             vec!["b"]
@@ -497,7 +553,11 @@ mod cases {
             all_by_license_type(store, &id, "Business", 10).await,
             vec!["c", "a"]
         );
-        assert!(all_by_license_type(store, &id, "Business Plus", 10).await.is_empty());
+        assert!(
+            all_by_license_type(store, &id, "Business Plus", 10)
+                .await
+                .is_empty()
+        );
     }
 
     // Coverage and snapshots -------------------------------------------------------------
@@ -510,11 +570,21 @@ mod cases {
             to: at(2026, 11, 1, 0),
         };
         store.put_event_coverage(&id, &first).await.expect("put");
-        assert_eq!(store.get_event_coverage(&id).await.expect("get"), Some(first.clone()));
-        let extended = EventCoverage::extended(Some(&first), at(2026, 10, 31, 0), at(2026, 11, 2, 0));
+        assert_eq!(
+            store.get_event_coverage(&id).await.expect("get"),
+            Some(first.clone())
+        );
+        let extended =
+            EventCoverage::extended(Some(&first), at(2026, 10, 31, 0), at(2026, 11, 2, 0));
         store.put_event_coverage(&id, &extended).await.expect("put");
-        assert_eq!(store.get_event_coverage(&id).await.expect("get"), Some(extended));
-        assert_eq!(store.get_event_coverage(&iid("other")).await.expect("get"), None);
+        assert_eq!(
+            store.get_event_coverage(&id).await.expect("get"),
+            Some(extended)
+        );
+        assert_eq!(
+            store.get_event_coverage(&iid("other")).await.expect("get"),
+            None
+        );
     }
 
     pub async fn snapshot_of_the_same_day_is_replaced(store: &dyn ContractStore) {
@@ -528,7 +598,10 @@ mod cases {
         let day = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
         let listed = store.list_snapshots(&id, day, day).await.expect("list");
         assert_eq!(listed, vec![evening.clone()]);
-        assert_eq!(store.latest_snapshot(&id).await.expect("latest"), Some(evening));
+        assert_eq!(
+            store.latest_snapshot(&id).await.expect("latest"),
+            Some(evening)
+        );
     }
 
     pub async fn snapshots_are_listed_by_date_range(store: &dyn ContractStore) {
@@ -547,13 +620,34 @@ mod cases {
             .expect("put other");
 
         let date = |d| NaiveDate::from_ymd_opt(2026, 10, d).expect("date");
-        let listed = store.list_snapshots(&id, date(2), date(10)).await.expect("list");
+        let listed = store
+            .list_snapshots(&id, date(2), date(10))
+            .await
+            .expect("list");
         assert_eq!(listed, days[1..4].to_vec());
-        let all = store.list_snapshots(&id, date(1), date(31)).await.expect("list");
+        let all = store
+            .list_snapshots(&id, date(1), date(31))
+            .await
+            .expect("list");
         assert_eq!(all, days);
-        assert!(store.list_snapshots(&id, date(4), date(9)).await.expect("list").is_empty());
-        assert!(store.list_snapshots(&id, date(10), date(2)).await.expect("list").is_empty());
-        assert_eq!(store.latest_snapshot(&id).await.expect("latest"), days.last().cloned());
+        assert!(
+            store
+                .list_snapshots(&id, date(4), date(9))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_snapshots(&id, date(10), date(2))
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            store.latest_snapshot(&id).await.expect("latest"),
+            days.last().cloned()
+        );
     }
 
     // Task runs --------------------------------------------------------------------------
@@ -576,12 +670,19 @@ mod cases {
             store.put_task_run(run).await.expect("put");
         }
         store
-            .put_task_run(&task_run(&iid("acme-2"), TaskKind::Reclamation, at(2026, 12, 1, 0)))
+            .put_task_run(&task_run(
+                &iid("acme-2"),
+                TaskKind::Reclamation,
+                at(2026, 12, 1, 0),
+            ))
             .await
             .expect("put other");
 
         let newest: Vec<TaskRun> = runs.iter().rev().cloned().collect();
-        assert_eq!(store.list_task_runs(&id, None, 10).await.expect("list"), newest);
+        assert_eq!(
+            store.list_task_runs(&id, None, 10).await.expect("list"),
+            newest
+        );
         assert_eq!(
             store.list_task_runs(&id, None, 3).await.expect("list"),
             newest[..3].to_vec()
@@ -601,7 +702,10 @@ mod cases {
             .list_task_runs(&id, Some(TaskKind::ApplicationRoster), 3)
             .await
             .expect("list");
-        assert_eq!(listed, vec![roster[3].clone(), roster[2].clone(), roster[1].clone()]);
+        assert_eq!(
+            listed,
+            vec![roster[3].clone(), roster[2].clone(), roster[1].clone()]
+        );
         assert_eq!(
             store
                 .list_task_runs(&id, Some(TaskKind::ApplicationAccess), 10)
@@ -634,7 +738,13 @@ mod cases {
 
         // Still held at the very instant it expires.
         match store
-            .acquire_lease(&id, LeaseKind::Sync, "run-2", until, until + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "run-2",
+                until,
+                until + Duration::minutes(15),
+            )
             .await
         {
             Err(StoreError::LeaseHeld {
@@ -650,7 +760,10 @@ mod cases {
             }
             other => panic!("expected LeaseHeld, got {other:?}"),
         }
-        assert_eq!(store.get_lease(&id, LeaseKind::Sync).await.expect("get"), Some(lease));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(lease)
+        );
     }
 
     pub async fn same_owner_reacquires_its_lease_and_keeps_the_checkpoint(
@@ -659,19 +772,36 @@ mod cases {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
-            .acquire_lease(&id, LeaseKind::Sync, "sync-7", now, now + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "sync-7",
+                now,
+                now + Duration::minutes(15),
+            )
             .await
             .expect("acquire");
         let checkpoint = serde_json::json!({"roster_marker": "m-123", "chunk": 4});
         store
-            .renew_lease(&lease, now, now + Duration::minutes(15), Some(checkpoint.clone()))
+            .renew_lease(
+                &lease,
+                now,
+                now + Duration::minutes(15),
+                Some(checkpoint.clone()),
+            )
             .await
             .expect("save checkpoint");
 
         // The follow-up invocation continues the same run.
         let later = now + Duration::minutes(14);
         let continued = store
-            .acquire_lease(&id, LeaseKind::Sync, "sync-7", later, later + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "sync-7",
+                later,
+                later + Duration::minutes(15),
+            )
             .await
             .expect("re-acquire");
         assert_eq!(continued.owner, "sync-7");
@@ -698,14 +828,23 @@ mod cases {
 
         let later = until + Duration::milliseconds(1);
         let taken = store
-            .acquire_lease(&id, LeaseKind::Sync, "next", later, later + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "next",
+                later,
+                later + Duration::minutes(15),
+            )
             .await
             .expect("take over");
         assert_eq!(taken.owner, "next");
         assert_eq!(taken.checkpoint, None, "a new holder starts afresh");
 
         // The old holder has lost it.
-        match store.renew_lease(&crashed, later, later + Duration::minutes(15), None).await {
+        match store
+            .renew_lease(&crashed, later, later + Duration::minutes(15), None)
+            .await
+        {
             Err(StoreError::LeaseLost { .. }) => {}
             other => panic!("expected LeaseLost, got {other:?}"),
         }
@@ -715,7 +854,13 @@ mod cases {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
-            .acquire_lease(&id, LeaseKind::Sync, "owner", now, now + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "owner",
+                now,
+                now + Duration::minutes(15),
+            )
             .await
             .expect("acquire");
         let impostor = seatkeeper_shared::store::Lease {
@@ -735,18 +880,29 @@ mod cases {
             }
             other => panic!("expected LeaseLost, got {other:?}"),
         }
-        assert_eq!(store.get_lease(&id, LeaseKind::Sync).await.expect("get"), Some(lease.clone()));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(lease.clone())
+        );
 
         // Renewing a released lease is lost too.
         store.release_lease(&lease).await.expect("release");
         assert!(matches!(
-            store.renew_lease(&lease, now, now + Duration::hours(1), None).await,
+            store
+                .renew_lease(&lease, now, now + Duration::hours(1), None)
+                .await,
             Err(StoreError::LeaseLost { .. })
         ));
 
         // The owner can renew.
         let lease = store
-            .acquire_lease(&id, LeaseKind::Sync, "owner", now, now + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "owner",
+                now,
+                now + Duration::minutes(15),
+            )
             .await
             .expect("acquire");
         let renewed = store
@@ -754,33 +910,57 @@ mod cases {
             .await
             .expect("renew");
         assert_eq!(renewed.expires_at, now + Duration::hours(1));
-        assert_eq!(store.get_lease(&id, LeaseKind::Sync).await.expect("get"), Some(renewed));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(renewed)
+        );
     }
 
     pub async fn release_by_a_non_owner_leaves_the_lease(store: &dyn ContractStore) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
-            .acquire_lease(&id, LeaseKind::Reclaim, "job-1", now, now + Duration::hours(1))
+            .acquire_lease(
+                &id,
+                LeaseKind::Reclaim,
+                "job-1",
+                now,
+                now + Duration::hours(1),
+            )
             .await
             .expect("acquire");
         let other = seatkeeper_shared::store::Lease {
             owner: "job-2".into(),
             ..lease.clone()
         };
-        store.release_lease(&other).await.expect("release by non-owner is not an error");
+        store
+            .release_lease(&other)
+            .await
+            .expect("release by non-owner is not an error");
         assert_eq!(
             store.get_lease(&id, LeaseKind::Reclaim).await.expect("get"),
             Some(lease.clone())
         );
 
         store.release_lease(&lease).await.expect("release");
-        assert_eq!(store.get_lease(&id, LeaseKind::Reclaim).await.expect("get"), None);
-        store.release_lease(&lease).await.expect("releasing again is fine");
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Reclaim).await.expect("get"),
+            None
+        );
+        store
+            .release_lease(&lease)
+            .await
+            .expect("releasing again is fine");
 
         // Free again: anyone may take it.
         store
-            .acquire_lease(&id, LeaseKind::Reclaim, "job-2", now, now + Duration::hours(1))
+            .acquire_lease(
+                &id,
+                LeaseKind::Reclaim,
+                "job-2",
+                now,
+                now + Duration::hours(1),
+            )
             .await
             .expect("acquire after release");
     }
@@ -812,7 +992,13 @@ mod cases {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
-            .acquire_lease(&id, LeaseKind::Sync, "run", now, now + Duration::minutes(15))
+            .acquire_lease(
+                &id,
+                LeaseKind::Sync,
+                "run",
+                now,
+                now + Duration::minutes(15),
+            )
             .await
             .expect("acquire");
         let checkpoint = serde_json::json!({
@@ -826,7 +1012,12 @@ mod cases {
             "nested": {"deep": {"deeper": [1, 2, 3]}}
         });
         let renewed = store
-            .renew_lease(&lease, now, now + Duration::minutes(30), Some(checkpoint.clone()))
+            .renew_lease(
+                &lease,
+                now,
+                now + Duration::minutes(30),
+                Some(checkpoint.clone()),
+            )
             .await
             .expect("renew");
         assert_eq!(renewed.checkpoint, Some(checkpoint.clone()));
@@ -843,7 +1034,11 @@ mod cases {
             .renew_lease(&stored, now, now + Duration::minutes(30), None)
             .await
             .expect("renew");
-        let cleared = store.get_lease(&id, LeaseKind::Sync).await.expect("get").expect("held");
+        let cleared = store
+            .get_lease(&id, LeaseKind::Sync)
+            .await
+            .expect("get")
+            .expect("held");
         assert_eq!(cleared.checkpoint, None);
     }
 
@@ -855,18 +1050,48 @@ mod cases {
             range.map(|n| format!("user-{n}")).collect()
         };
         // Written out of order; chunk 10 must come after chunk 2.
-        store.put_roster_chunk(&id, "sync-1", 10, &chunk(20..30)).await.expect("put");
-        store.put_roster_chunk(&id, "sync-1", 0, &chunk(0..10)).await.expect("put");
-        store.put_roster_chunk(&id, "sync-1", 2, &chunk(10..20)).await.expect("put");
-        store.put_roster_chunk(&id, "sync-10", 0, &chunk(90..91)).await.expect("put");
-        store.put_roster_chunk(&iid("acme-2"), "sync-1", 0, &chunk(80..81)).await.expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 10, &chunk(20..30))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 0, &chunk(0..10))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 2, &chunk(10..20))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&id, "sync-10", 0, &chunk(90..91))
+            .await
+            .expect("put");
+        store
+            .put_roster_chunk(&iid("acme-2"), "sync-1", 0, &chunk(80..81))
+            .await
+            .expect("put");
 
-        assert_eq!(store.roster_chunks(&id, "sync-1").await.expect("read"), chunk(0..30));
-        assert_eq!(store.roster_chunks(&id, "sync-10").await.expect("read"), chunk(90..91));
-        assert!(store.roster_chunks(&id, "sync-2").await.expect("read").is_empty());
+        assert_eq!(
+            store.roster_chunks(&id, "sync-1").await.expect("read"),
+            chunk(0..30)
+        );
+        assert_eq!(
+            store.roster_chunks(&id, "sync-10").await.expect("read"),
+            chunk(90..91)
+        );
+        assert!(
+            store
+                .roster_chunks(&id, "sync-2")
+                .await
+                .expect("read")
+                .is_empty()
+        );
 
         // Rewriting a chunk replaces it.
-        store.put_roster_chunk(&id, "sync-1", 2, &chunk(10..12)).await.expect("put");
+        store
+            .put_roster_chunk(&id, "sync-1", 2, &chunk(10..12))
+            .await
+            .expect("put");
         let all: HashSet<String> = store
             .roster_chunks(&id, "sync-1")
             .await
@@ -875,13 +1100,31 @@ mod cases {
             .collect();
         assert_eq!(all.len(), 22);
 
-        store.delete_roster_chunks(&id, "sync-1").await.expect("delete");
-        assert!(store.roster_chunks(&id, "sync-1").await.expect("read").is_empty());
-        assert_eq!(store.roster_chunks(&id, "sync-10").await.expect("read"), chunk(90..91));
+        store
+            .delete_roster_chunks(&id, "sync-1")
+            .await
+            .expect("delete");
+        assert!(
+            store
+                .roster_chunks(&id, "sync-1")
+                .await
+                .expect("read")
+                .is_empty()
+        );
         assert_eq!(
-            store.roster_chunks(&iid("acme-2"), "sync-1").await.expect("read"),
+            store.roster_chunks(&id, "sync-10").await.expect("read"),
+            chunk(90..91)
+        );
+        assert_eq!(
+            store
+                .roster_chunks(&iid("acme-2"), "sync-1")
+                .await
+                .expect("read"),
             chunk(80..81)
         );
-        store.delete_roster_chunks(&id, "sync-1").await.expect("deleting again is fine");
+        store
+            .delete_roster_chunks(&id, "sync-1")
+            .await
+            .expect("deleting again is fine");
     }
 }

@@ -152,7 +152,9 @@ impl SecretsManagerSecrets {
                     return Ok(());
                 }
                 // Created by someone else meanwhile: ours is the newer value.
-                self.put_value(name, value).await.map_err(PutOutcome::into_error)
+                self.put_value(name, value)
+                    .await
+                    .map_err(PutOutcome::into_error)
             }
             Err(PutOutcome::Invalid(err)) => {
                 if !self.is_scheduled_for_deletion(name).await? {
@@ -160,7 +162,9 @@ impl SecretsManagerSecrets {
                 }
                 // Storing a value again undoes a deletion (a reconnect after a disconnect).
                 self.restore(name).await?;
-                self.put_value(name, value).await.map_err(PutOutcome::into_error)
+                self.put_value(name, value)
+                    .await
+                    .map_err(PutOutcome::into_error)
             }
             Err(PutOutcome::Failed(err)) => Err(err),
         }

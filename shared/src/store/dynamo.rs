@@ -184,7 +184,12 @@ impl DynamoStore {
         self.get(pk, sk).await?.as_ref().map(data).transpose()
     }
 
-    async fn put_data<T: Serialize>(&self, pk: String, sk: &str, value: &T) -> Result<(), StoreError> {
+    async fn put_data<T: Serialize>(
+        &self,
+        pk: String,
+        sk: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -509,13 +514,16 @@ impl Store for DynamoStore {
         provider: Provider,
         tenant_id: &str,
     ) -> Result<Option<IntegrationId>, StoreError> {
-        let Some(claim) = self.get(Keys::tenant(provider, tenant_id), Keys::META).await? else {
+        let Some(claim) = self
+            .get(Keys::tenant(provider, tenant_id), Keys::META)
+            .await?
+        else {
             return Ok(None);
         };
         let raw = string_attr(&claim, "integration_id")?;
-        IntegrationId::parse(raw)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("tenant claim of {provider} {tenant_id}: {e}")))
+        IntegrationId::parse(raw).map(Some).map_err(|e| {
+            StoreError::Corrupt(format!("tenant claim of {provider} {tenant_id}: {e}"))
+        })
     }
 
     async fn get_accounts(
@@ -685,7 +693,12 @@ impl Store for DynamoStore {
         let mut runs: Vec<TaskRun> = Vec::new();
         for kind in kinds {
             let items = self
-                .query_prefix(pk.clone(), &Keys::task_prefix(Some(kind)), false, Some(limit))
+                .query_prefix(
+                    pk.clone(),
+                    &Keys::task_prefix(Some(kind)),
+                    false,
+                    Some(limit),
+                )
                 .await?;
             for item in &items {
                 runs.push(data(item)?);
@@ -829,7 +842,12 @@ impl Store for DynamoStore {
         sync_id: &str,
     ) -> Result<Vec<String>, StoreError> {
         let items = self
-            .query_prefix(Keys::integration(id), &Keys::roster_prefix(sync_id), true, None)
+            .query_prefix(
+                Keys::integration(id),
+                &Keys::roster_prefix(sync_id),
+                true,
+                None,
+            )
             .await?;
         let mut ids = Vec::new();
         for item in &items {
