@@ -14,7 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -48,7 +51,9 @@ fn serve_sim() {
     runtime.block_on(async {
         let mut spec = BoxTenantSpec::new(42, users);
         spec.login_events = events;
-        let sim = BoxSim::start(BoxSimConfig::new(spec)).await.expect("simulator starts");
+        let sim = BoxSim::start(BoxSimConfig::new(spec))
+            .await
+            .expect("simulator starts");
         println!(
             "{}",
             serde_json::json!({
@@ -76,7 +81,10 @@ fn run(users: usize, events: usize) -> Result<(), Box<dyn std::error::Error>> {
     let info: serde_json::Value = serde_json::from_str(&line)?;
     let field = |k: &str| info[k].as_str().unwrap_or_default().to_owned();
     let base_url = field("base_url");
-    println!("simulator ready in {:.1} s at {base_url}", started.elapsed().as_secs_f64());
+    println!(
+        "simulator ready in {:.1} s at {base_url}",
+        started.elapsed().as_secs_f64()
+    );
 
     let data_dir = tempfile_dir()?;
     let seatkeeper = env!("CARGO_BIN_EXE_seatkeeper");
@@ -91,8 +99,22 @@ fn run(users: usize, events: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut connect = Command::new(seatkeeper);
     base(&mut connect);
     let out = connect
-        .args(["connect", "box", "--client-id", &field("client_id"), "--client-secret-env", "BENCH_CLIENT_SECRET"])
-        .args(["--enterprise-id", &field("enterprise_id"), "--plan", "enterprise", "--seats", &users.to_string()])
+        .args([
+            "connect",
+            "box",
+            "--client-id",
+            &field("client_id"),
+            "--client-secret-env",
+            "BENCH_CLIENT_SECRET",
+        ])
+        .args([
+            "--enterprise-id",
+            &field("enterprise_id"),
+            "--plan",
+            "enterprise",
+            "--seats",
+            &users.to_string(),
+        ])
         .output()?;
     if !out.status.success() {
         return Err(format!("connect failed: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -109,28 +131,39 @@ fn run(users: usize, events: usize) -> Result<(), Box<dyn std::error::Error>> {
     }
     let peak_rss_kib = children_peak_rss_kib();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let served = sim_stats(&base_url)?["total"].as_u64().unwrap_or(0) - served_before["total"].as_u64().unwrap_or(0);
+    let served = sim_stats(&base_url)?["total"].as_u64().unwrap_or(0)
+        - served_before["total"].as_u64().unwrap_or(0);
     drop(sim.stdin.take());
     let _ = sim.wait();
     let _ = std::fs::remove_dir_all(&data_dir);
 
     let stats = &summary["stats"];
     let requests = stats["provider_requests"].as_u64().unwrap_or(0);
-    let writes = stats["accounts_written"].as_u64().unwrap_or(0) + stats["other_items_written"].as_u64().unwrap_or(0);
+    let writes = stats["accounts_written"].as_u64().unwrap_or(0)
+        + stats["other_items_written"].as_u64().unwrap_or(0);
     // Users listed: managed + app users + the service account; events paged 500 at a time
     // and read until an empty page; one token.
     let listed = stats["accounts_read"].as_u64().unwrap_or(0);
     let minimum = listed.div_ceil(1000) + (events as u64).div_ceil(500) + 1 + 1;
     println!("tenant: {users} users, {events} login events");
     println!("wall time:          {:.2} s", wall.as_secs_f64());
-    println!("peak RSS (sync):    {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+    println!(
+        "peak RSS (sync):    {:.1} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
     println!(
         "provider requests:  {requests} (simulator served {served}; minimum {minimum}; +{:.2} %)",
         (requests as f64 / minimum as f64 - 1.0) * 100.0
     );
-    println!("store writes:       {writes} (accounts {}, other items {})", stats["accounts_written"], stats["other_items_written"]);
+    println!(
+        "store writes:       {writes} (accounts {}, other items {})",
+        stats["accounts_written"], stats["other_items_written"]
+    );
     println!("login events read:  {}", stats["login_events_read"]);
-    println!("phases:             roster {} ms, logins {} ms", stats["roster_ms"], stats["logins_ms"]);
+    println!(
+        "phases:             roster {} ms, logins {} ms",
+        stats["roster_ms"], stats["logins_ms"]
+    );
     Ok(())
 }
 
@@ -150,7 +183,10 @@ fn children_peak_rss_kib() -> i64 {
 fn sim_stats(base_url: &str) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let addr = base_url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr)?;
-    write!(stream, "GET /_sim/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET /_sim/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let body = response.split("\r\n\r\n").nth(1).ok_or("no body")?;

@@ -41,7 +41,9 @@ struct Fixture {
 }
 
 async fn fixture(users: usize) -> (Fixture, IntegrationId) {
-    let sim = BoxSim::start(BoxSimConfig::new(BoxTenantSpec::new(5, users))).await.expect("sim");
+    let sim = BoxSim::start(BoxSimConfig::new(BoxTenantSpec::new(5, users)))
+        .await
+        .expect("sim");
     let dir = tempfile::tempdir().expect("dir");
     let store = Arc::new(EmbeddedStore::in_memory().expect("store"));
     let secrets = Arc::new(FileSecrets::new(dir.path().join("secrets.json")));
@@ -71,14 +73,24 @@ async fn fixture(users: usize) -> (Fixture, IntegrationId) {
     let trigger = Arc::new(RecordingTrigger::default());
     let deps = Deps {
         store: store.clone(),
-        sources: Arc::new(ProviderSources { secrets, http, box_config }),
+        sources: Arc::new(ProviderSources {
+            secrets,
+            http,
+            box_config,
+        }),
         trigger: trigger.clone(),
         clock: Arc::new(SystemClock),
         options: SyncOptions::default(),
         deadline_margin: Duration::from_secs(60),
     };
     (
-        Fixture { deps, trigger, store, _sim: sim, _dir: dir },
+        Fixture {
+            deps,
+            trigger,
+            store,
+            _sim: sim,
+            _dir: dir,
+        },
         integration.id,
     )
 }
@@ -86,7 +98,10 @@ async fn fixture(users: usize) -> (Fixture, IntegrationId) {
 fn event(payload: Value, deadline_ms: u64) -> LambdaEvent<SyncEvent> {
     let mut context = Context::default();
     context.deadline = deadline_ms;
-    LambdaEvent::new(serde_json::from_value(payload).expect("event parses"), context)
+    LambdaEvent::new(
+        serde_json::from_value(payload).expect("event parses"),
+        context,
+    )
 }
 
 fn now_ms() -> u64 {
@@ -115,50 +130,97 @@ fn scheduled_event() -> Value {
 async fn the_schedule_fans_out_one_invocation_per_enabled_integration() {
     let (f, id) = fixture(20).await;
     // A disabled and a needs-reauth integration are skipped.
-    let mut other = f.store.get_integration(&id).await.expect("get").expect("exists");
-    for (n, (enabled, status)) in [(false, IntegrationStatus::Connected), (true, IntegrationStatus::NeedsReauth)].into_iter().enumerate() {
+    let mut other = f
+        .store
+        .get_integration(&id)
+        .await
+        .expect("get")
+        .expect("exists");
+    for (n, (enabled, status)) in [
+        (false, IntegrationStatus::Connected),
+        (true, IntegrationStatus::NeedsReauth),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         other.id = IntegrationId::parse(&format!("skipped-{n}")).expect("id");
         other.tenant_id = format!("77{n}");
         other.enabled = enabled;
         other.status = status;
         f.store.create_integration(&other).await.expect("create");
     }
-    let out = handle(event(scheduled_event(), now_ms() + 900_000), &f.deps).await.expect("fan-out");
+    let out = handle(event(scheduled_event(), now_ms() + 900_000), &f.deps)
+        .await
+        .expect("fan-out");
     assert_eq!(out["started"], json!([id.to_string()]));
     assert_eq!(out["skipped"].as_array().map(Vec::len), Some(2));
     let sent = f.trigger.0.lock().expect("lock").clone();
-    assert_eq!(sent, vec![SyncRequest { integration_id: id, checkpoint: None }]);
+    assert_eq!(
+        sent,
+        vec![SyncRequest {
+            integration_id: id,
+            checkpoint: None
+        }]
+    );
     // The schedule itself synced nothing.
-    assert!(f.store.latest_snapshot(&sent[0].integration_id).await.expect("snap").is_none());
+    assert!(
+        f.store
+            .latest_snapshot(&sent[0].integration_id)
+            .await
+            .expect("snap")
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn a_direct_invocation_syncs_and_returns_a_summary() {
     let (f, id) = fixture(50).await;
-    let out = handle(event(json!({ "integration_id": id }), now_ms() + 900_000), &f.deps)
-        .await
-        .expect("sync");
+    let out = handle(
+        event(json!({ "integration_id": id }), now_ms() + 900_000),
+        &f.deps,
+    )
+    .await
+    .expect("sync");
     assert_eq!(out["status"], "completed");
     assert_eq!(out["stats"]["accounts_read"], 50 + 1 + 1);
     assert!(f.store.latest_snapshot(&id).await.expect("snap").is_some());
-    assert!(f.trigger.0.lock().expect("lock").is_empty(), "no continuation needed");
+    assert!(
+        f.trigger.0.lock().expect("lock").is_empty(),
+        "no continuation needed"
+    );
 }
 
 #[tokio::test]
 async fn near_the_deadline_the_sync_hands_over_to_a_new_invocation() {
     let (f, id) = fixture(2_500).await;
     // The deadline is within the margin already: one page, then hand over.
-    let out = handle(event(json!({ "integration_id": id }), now_ms() + 1_000), &f.deps)
-        .await
-        .expect("first invocation");
+    let out = handle(
+        event(json!({ "integration_id": id }), now_ms() + 1_000),
+        &f.deps,
+    )
+    .await
+    .expect("first invocation");
     assert_eq!(out["status"], "continued");
-    let mut next = f.trigger.0.lock().expect("lock").pop().expect("re-invoked itself");
-    let sync_id = next.checkpoint.as_ref().expect("checkpoint").sync_id.clone();
+    let mut next = f
+        .trigger
+        .0
+        .lock()
+        .expect("lock")
+        .pop()
+        .expect("re-invoked itself");
+    let sync_id = next
+        .checkpoint
+        .as_ref()
+        .expect("checkpoint")
+        .sync_id
+        .clone();
     assert_eq!(out["sync_id"], sync_id.as_str());
     let mut rounds = 1;
     loop {
         let payload = serde_json::to_value(&next).expect("payload");
-        let out = handle(event(payload, now_ms() + 900_000), &f.deps).await.expect("continuation");
+        let out = handle(event(payload, now_ms() + 900_000), &f.deps)
+            .await
+            .expect("continuation");
         rounds += 1;
         if out["status"] == "completed" {
             assert_eq!(out["sync_id"], sync_id.as_str());
