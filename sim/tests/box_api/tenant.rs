@@ -54,15 +54,3 @@ async fn activity_shares_hold() {
         "app users and the service account do not log in"
     );
 }
-
-#[tokio::test]
-#[ignore = "benchmark-sized: cargo test -p seatkeeper-sim --release -- --ignored"]
-async fn a_benchmark_sized_tenant_starts_quickly() {
-    let mut spec = BoxTenantSpec::new(42, 100_000);
-    spec.login_events = 1_000_000;
-    let started = std::time::Instant::now();
-    let sim = start(BoxSimConfig::new(spec)).await;
-    let elapsed = started.elapsed();
-    assert_eq!(sim.login_events().len(), 1_000_000);
-    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
-}
