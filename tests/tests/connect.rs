@@ -3,9 +3,7 @@
 mod support;
 
 use seatkeeper_shared::domain::Provider;
-use seatkeeper_shared::secrets::Secrets;
 use seatkeeper_shared::services::connect::ConnectError;
-use seatkeeper_shared::store::Store;
 use seatkeeper_sim::BoxSimConfig;
 use secrecy::SecretString;
 use support::{Local, start_sim, tenant};

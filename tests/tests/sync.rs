@@ -6,7 +6,6 @@ use chrono::Duration;
 use seatkeeper_shared::domain::TaskKind;
 use seatkeeper_shared::services::license_sync::SyncRunStatus;
 use seatkeeper_shared::services::{Deadline, SyncError};
-use seatkeeper_shared::store::Store;
 use seatkeeper_sim::{BoxSimConfig, Faults};
 use std::time::Instant;
 use support::{Local, start_sim, tenant};

@@ -7,6 +7,7 @@ use seatkeeper_shared::clock::FixedClock;
 use seatkeeper_shared::domain::{BoxPlan, InactiveDays, Integration, IntegrationId};
 use seatkeeper_shared::provider::box_client::BoxConfig;
 use seatkeeper_shared::provider::http::{HttpClient, RetryPolicy};
+use seatkeeper_shared::secrets::Secrets;
 use seatkeeper_shared::secrets::file::FileSecrets;
 use seatkeeper_shared::services::connect::{BoxCcgConnect, ConnectError, Connector};
 use seatkeeper_shared::services::report::{
@@ -15,6 +16,7 @@ use seatkeeper_shared::services::report::{
 use seatkeeper_shared::services::{
     Deadline, LicenseSync, ProviderSources, SyncError, SyncOptions, SyncRunSummary,
 };
+use seatkeeper_shared::store::Store;
 use seatkeeper_shared::store::embedded::EmbeddedStore;
 use seatkeeper_sim::{BoxSim, BoxSimConfig, BoxTenantSpec, SimHandle};
 use secrecy::SecretString;
@@ -38,8 +40,8 @@ pub async fn start_sim(config: BoxSimConfig) -> SimHandle {
 }
 
 pub struct Local {
-    pub store: Arc<EmbeddedStore>,
-    pub secrets: Arc<FileSecrets>,
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<dyn Secrets>,
     pub clock: FixedClock,
     pub http: HttpClient,
     pub box_config: BoxConfig,
@@ -47,13 +49,24 @@ pub struct Local {
 }
 
 impl Local {
+    /// The CLI's adapters: embedded store and file secrets.
     pub fn new(sim: &SimHandle) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let store = EmbeddedStore::open(dir.path().join("store.redb")).expect("store opens");
+        let secrets = FileSecrets::new(dir.path().join("secrets.json"));
+        Self::with_adapters(sim, Arc::new(store), Arc::new(secrets), dir)
+    }
+
+    /// Any adapters (the AWS ones, against the local emulator).
+    pub fn with_adapters(
+        sim: &SimHandle,
+        store: Arc<dyn Store>,
+        secrets: Arc<dyn Secrets>,
+        dir: tempfile::TempDir,
+    ) -> Self {
         Self {
-            store: Arc::new(
-                EmbeddedStore::open(dir.path().join("store.redb")).expect("store opens"),
-            ),
-            secrets: Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
+            store,
+            secrets,
             clock: FixedClock::new(tenant_now() + Duration::minutes(5)),
             http: HttpClient::for_tests().expect("http client"),
             box_config: BoxConfig {
