@@ -12,7 +12,7 @@ use crate::domain::{
 };
 use crate::provider::{LicenseSource, ProviderError};
 use crate::services::sources::{SourceError, SourceFactory};
-use crate::store::{Lease, LeaseKind, Store, StoreError};
+use crate::store::{Lease, LeaseKind, Store, StoreError, for_each_account_page};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -76,6 +76,9 @@ impl Deadline {
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub lease_ttl: Duration,
+    /// How long a handed-over sync waits for its continuation (an asynchronous invocation
+    /// can be queued for a while) before another sync may take the lease.
+    pub handover_grace: Duration,
     /// Distinct users whose logins are held in memory before they are written.
     pub login_flush_threshold: usize,
 }
@@ -84,6 +87,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             lease_ttl: Duration::minutes(5),
+            handover_grace: Duration::minutes(30),
             login_flush_threshold: 250_000,
         }
     }
@@ -491,23 +495,16 @@ impl Run<'_> {
         let id = self.integration.id.clone();
         let mut missing = Vec::new();
         let mut known = 0usize;
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_accounts(&id, cursor.as_deref(), ACCOUNT_BATCH)
-                .await?;
-            for account in page.items.into_iter().filter(|a| a.vanished_at.is_none()) {
+        for_each_account_page(self.store, &id, |page| {
+            for account in page.into_iter().filter(|a| a.vanished_at.is_none()) {
                 known += 1;
                 if !seen.contains(&account.external_id) {
                     missing.push(account);
                 }
             }
-            cursor = page.next;
-            if cursor.is_none() {
-                break;
-            }
-        }
+            Ok::<(), SyncError>(())
+        })
+        .await?;
         let max_ratio = self.integration.sync.max_vanish_ratio;
         if known > 0 && missing.len() as f64 / known as f64 > max_ratio {
             return Err(SyncError::RosterIncomplete {
@@ -655,18 +652,11 @@ impl Run<'_> {
             .map(|p| vec![p.license_type().to_owned()])
             .unwrap_or_default();
         let mut builder = SnapshotBuilder::new(self.checkpoint.data_as_of, &declared);
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_accounts(&id, cursor.as_deref(), ACCOUNT_BATCH)
-                .await?;
-            page.items.iter().for_each(|a| builder.add(a));
-            cursor = page.next;
-            if cursor.is_none() {
-                break;
-            }
-        }
+        for_each_account_page(self.store, &id, |page| {
+            page.iter().for_each(|a| builder.add(a));
+            Ok::<(), SyncError>(())
+        })
+        .await?;
         let snapshot = builder.finish(
             id.clone(),
             self.checkpoint.sync_id.clone(),
@@ -761,24 +751,24 @@ impl Run<'_> {
     async fn hand_over(&mut self) -> Result<SyncRunStatus, SyncError> {
         self.record_provider_requests();
         self.checkpoint.stats.other_items_written += 1;
-        self.renew_lease().await?;
+        self.renew_lease(self.options.handover_grace).await?;
         Ok(SyncRunStatus::Continued)
     }
 
     async fn keep_lease(&mut self) -> Result<(), SyncError> {
         let due = self.lease_renewed + self.options.lease_ttl / 3;
         if self.clock.now() >= due {
-            self.renew_lease().await?;
+            self.renew_lease(self.options.lease_ttl).await?;
         }
         Ok(())
     }
 
-    async fn renew_lease(&mut self) -> Result<(), SyncError> {
+    async fn renew_lease(&mut self, ttl: Duration) -> Result<(), SyncError> {
         let now = self.clock.now();
         let checkpoint = serde_json::to_value(&self.checkpoint).ok();
         self.lease = self
             .store
-            .renew_lease(&self.lease, now, now + self.options.lease_ttl, checkpoint)
+            .renew_lease(&self.lease, now, now + ttl, checkpoint)
             .await?;
         self.lease_renewed = now;
         Ok(())

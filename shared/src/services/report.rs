@@ -4,7 +4,7 @@
 use crate::domain::{
     Account, EventCoverage, InactiveDays, IntegrationId, LicenseTypeCounts, Provider, Seats,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, for_each_account_page};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -156,18 +156,14 @@ pub async fn for_each_account(
     id: &IntegrationId,
     mut visit: impl FnMut(AccountRow) -> std::io::Result<()>,
 ) -> Result<(), ReportError> {
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store.list_accounts(id, cursor.as_deref(), 1_000).await?;
-        for account in page.items.iter().filter(|a| a.vanished_at.is_none()) {
+    for_each_account_page(store, id, |page| {
+        for account in page.iter().filter(|a| a.vanished_at.is_none()) {
             visit(AccountRow::from(account))
                 .map_err(|e| StoreError::backend("cannot write the report", e))?;
         }
-        cursor = page.next;
-        if cursor.is_none() {
-            return Ok(());
-        }
-    }
+        Ok::<(), ReportError>(())
+    })
+    .await
 }
 
 #[cfg(test)]

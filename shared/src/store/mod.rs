@@ -221,3 +221,26 @@ pub trait Store: Send + Sync {
         sync_id: &str,
     ) -> Result<(), StoreError>;
 }
+
+/// Page size for walking a whole integration's accounts.
+const WALK_PAGE: usize = 1_000;
+
+/// Visits every stored account of an integration (vanished ones included), one page at a
+/// time in external-id order, so no caller ever holds a whole tenant in memory.
+pub async fn for_each_account_page<E: From<StoreError>>(
+    store: &dyn Store,
+    id: &IntegrationId,
+    mut visit: impl FnMut(Vec<Account>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_accounts(id, cursor.as_deref(), WALK_PAGE)
+            .await?;
+        visit(page.items)?;
+        cursor = page.next;
+        if cursor.is_none() {
+            return Ok(());
+        }
+    }
+}
