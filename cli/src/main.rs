@@ -68,6 +68,14 @@ enum Command {
     },
     /// List the connected integrations.
     Integrations,
+    /// Application task tracking: the latest runs of each sync task, newest first.
+    Tasks {
+        #[arg(long)]
+        integration: Option<String>,
+        /// Runs to show.
+        #[arg(long, default_value_t = 12)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +169,11 @@ async fn run(cli: Cli) -> Result<()> {
             let id = app.resolve_integration(integration.as_deref()).await?;
             let days = InactiveDays::try_from(inactive_days)?;
             output::print_report(&app, &id, days, format).await
+        }
+        Command::Tasks { integration, limit } => {
+            let app = LocalApp::open(&cli.data_dir, seatkeeper_shared::config::box_api_url())?;
+            let id = app.resolve_integration(integration.as_deref()).await?;
+            output::print_tasks(&app, &id, limit.clamp(1, 1_000)).await
         }
         Command::Integrations => {
             let app = LocalApp::open(&cli.data_dir, seatkeeper_shared::config::box_api_url())?;

@@ -126,3 +126,27 @@ pub async fn print_integrations(app: &LocalApp) -> Result<()> {
     }
     Ok(())
 }
+
+pub async fn print_tasks(app: &LocalApp, id: &IntegrationId, limit: usize) -> Result<()> {
+    let runs = app.store.list_task_runs(id, None, limit).await?;
+    if runs.is_empty() {
+        println!("No task has run yet: `seatkeeper sync` runs them.");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<10} {:<20} {:>9}  details",
+        "Task", "Status", "Started", "Seconds"
+    );
+    for run in runs {
+        let counts: Vec<String> = run.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let details = run.error.unwrap_or_else(|| counts.join(" "));
+        println!(
+            "{:<24} {:<10} {:<20} {:>9.1}  {details}",
+            run.kind.as_str(),
+            format!("{:?}", run.status).to_lowercase(),
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            run.duration_ms as f64 / 1000.0,
+        );
+    }
+    Ok(())
+}

@@ -134,6 +134,21 @@ async fn connect_sync_and_report_in_every_format_without_leaking_the_secret() {
     assert!(csv.starts_with("id,login,name,kind,status,role,license_type,last_login_at"));
     assert_eq!(csv.lines().count(), 1 + 302);
 
+    let tasks = cli.run(&["tasks"], None);
+    let tasks = text(&tasks.stdout);
+    for kind in [
+        "application_roster",
+        "application_access",
+        "license_differentiation",
+        "license_information",
+    ] {
+        assert!(tasks.contains(kind), "{tasks}");
+    }
+    assert!(
+        tasks.contains("succeeded") && tasks.contains("accounts_read=302"),
+        "{tasks}"
+    );
+
     let table = cli.run(&["report"], None);
     assert!(
         text(&table.stdout).contains("Business"),
