@@ -6,4 +6,4 @@
 
 pub mod boxsim;
 
-pub use boxsim::{BoxSim, BoxSimConfig, BoxTenantSpec, Faults, SimHandle, SimStats};
+pub use boxsim::{BoxSim, BoxSimConfig, BoxTenantSpec, Faults, OAuthStats, SimHandle, SimStats};

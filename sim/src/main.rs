@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -26,7 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Simulate a Box enterprise and its Client Credentials app.
+    /// Simulate a Box enterprise and its app (Client Credentials and OAuth 2.0 user flows).
     Box(BoxArgs),
 }
 
@@ -75,6 +76,9 @@ struct BoxArgs {
     token_lifetime_requests: Option<u64>,
     #[arg(long, default_value_t = 0.0)]
     roster_drop_ratio: f64,
+    /// Share of refreshes whose response is lost after the refresh token was rotated.
+    #[arg(long, default_value_t = 0.0)]
+    refresh_lost_response_ratio: f64,
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
     /// The app lacks "App + Enterprise Access": it sees no managed users.
@@ -86,6 +90,16 @@ struct BoxArgs {
     /// The app lacks "Manage enterprise properties": enterprise events answer 403.
     #[arg(long)]
     no_events_permission: bool,
+    /// A redirect URI registered for the OAuth 2.0 flow (repeatable). None: any http(s) URI
+    /// is accepted.
+    #[arg(long = "oauth-redirect-uri")]
+    oauth_redirect_uris: Vec<String>,
+    /// Authorization-code lifetime in seconds (Box: 30).
+    #[arg(long, default_value_t = 30)]
+    oauth_code_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds (Box: 60 days).
+    #[arg(long, default_value_t = 60 * 86_400)]
+    oauth_refresh_token_ttl_secs: u64,
 }
 
 impl BoxArgs {
@@ -127,11 +141,15 @@ impl BoxArgs {
                 drop_connection_ratio: self.drop_connection_ratio,
                 token_lifetime_requests: self.token_lifetime_requests,
                 roster_drop_ratio: self.roster_drop_ratio,
+                refresh_lost_response_ratio: self.refresh_lost_response_ratio,
                 seed: self.fault_seed,
             },
             app_has_enterprise_access: !self.no_enterprise_access,
             app_authorized: !self.unauthorized_app,
             app_can_read_events: !self.no_events_permission,
+            oauth_redirect_uris: self.oauth_redirect_uris.clone(),
+            oauth_code_ttl: Duration::from_secs(self.oauth_code_ttl_secs),
+            oauth_refresh_token_ttl: Duration::from_secs(self.oauth_refresh_token_ttl_secs),
         }
     }
 }

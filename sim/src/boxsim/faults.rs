@@ -23,6 +23,11 @@ pub struct Faults {
     pub token_lifetime_requests: Option<u64>,
     /// Share of users silently missing from `/2.0/users` listings (they still exist).
     pub roster_drop_ratio: f64,
+    /// Share of successful `refresh_token` grants whose response is lost: the server has
+    /// already rotated the refresh token (the old one is dead) when it closes the connection
+    /// unanswered. This is Box's worst case for a client that does not persist the rotated
+    /// token before anything else, or that retries with the old one.
+    pub refresh_lost_response_ratio: f64,
     pub seed: u64,
 }
 
@@ -37,6 +42,8 @@ pub(crate) enum Fault {
 pub(crate) struct FaultState {
     faults: Faults,
     dice: StdRng,
+    /// Separate from `dice` so that refreshes do not shift the per-request fault sequence.
+    refresh_dice: StdRng,
 }
 
 fn ratio(value: f64) -> f64 {
@@ -50,7 +57,12 @@ fn ratio(value: f64) -> f64 {
 impl FaultState {
     pub(crate) fn new(faults: Faults) -> Self {
         let dice = StdRng::seed_from_u64(faults.seed);
-        Self { faults, dice }
+        let refresh_dice = StdRng::seed_from_u64(mix64(faults.seed ^ 0x0007_e1f5));
+        Self {
+            faults,
+            dice,
+            refresh_dice,
+        }
     }
 
     /// Reseeds too, so a run is reproducible from the moment the faults are set.
@@ -82,6 +94,13 @@ impl FaultState {
             });
         }
         None
+    }
+
+    /// Whether this successful refresh loses its response. One roll per successful refresh,
+    /// whatever the ratio, so outcomes depend only on the seed and the order of refreshes.
+    pub(crate) fn refresh_response_lost(&mut self) -> bool {
+        let roll: f64 = self.refresh_dice.random();
+        roll < ratio(self.faults.refresh_lost_response_ratio)
     }
 
     pub(crate) fn roster(&self) -> RosterDrop {

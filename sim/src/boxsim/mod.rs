@@ -1,10 +1,17 @@
-//! A Box API simulator: one enterprise, one CCG app, served on a real socket.
+//! A Box API simulator: one enterprise, one app, served on a real socket.
 //!
 //! Served endpoints (see `docs/box-sim-contract.md`):
-//! - `POST /oauth2/token` (client credentials, enterprise subject)
+//! - `POST /oauth2/token`: `client_credentials` (enterprise subject), `authorization_code`
+//!   and `refresh_token` (single use, rotated on every refresh)
+//! - `GET /api/oauth2/authorize`: Box's authorize page (`account.box.com` in production). In
+//!   place of a login and consent page it decides from `sim_decision=approve|deny` (default
+//!   approve) and `sim_user=<user id>` (default the admin), then redirects. Faults never apply
+//!   to it and it is not counted in [`SimStats`].
+//! - `POST /oauth2/revoke`: ends the grant of the access or refresh token named
 //! - `GET /2.0/users` (marker and offset paging), `GET /2.0/users/me`, `GET /2.0/users/{user_id}`
 //! - `GET /2.0/events` (`admin_logs` LOGIN events)
-//! - `GET /_sim/stats`, `GET|PUT /_sim/faults`, `GET /_sim/info`: control plane for a simulator
+//! - `GET /_sim/stats`, `GET|PUT /_sim/faults`, `GET /_sim/info`, `GET /_sim/oauth`
+//!   ([`OAuthStats`]), `POST /_sim/oauth/revoke-refresh-tokens`: control plane for a simulator
 //!   running in another process. Faults never apply to it and it is not counted in [`SimStats`].
 //!
 //! Modelling choices worth knowing when writing test oracles:
@@ -14,12 +21,17 @@
 //!   it by id (from `/users/me`) or login, not by a flag.
 //! - Timestamps are rendered with a fixed `-08:00` offset and whole seconds, as Box does;
 //!   event times are stored with one-second precision.
+//! - One app answers both the server-auth (CCG) and the OAuth 2.0 user flows, so a test can
+//!   run both against one tenant; on Box an app has a single authentication method.
+//! - Access tokens from the authorization-code flow act as the user who authorized, but carry
+//!   the app's permissions whatever that user's role.
 //! - Dropping the [`SimHandle`] stops the server.
 
 mod errors;
 mod faults;
 mod hashing;
 mod names;
+mod oauth;
 mod render;
 mod routes;
 mod server;
@@ -29,6 +41,7 @@ mod tenant;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
@@ -36,13 +49,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use faults::Faults;
-pub use stats::SimStats;
+pub use stats::{OAuthStats, SimStats};
 pub use tenant::BoxTenantSpec;
 
 use render::FieldSelection;
 use state::{Shared, lock, read, write};
 
-/// Everything needed to start a simulated Box enterprise and its CCG app.
+/// Everything needed to start a simulated Box enterprise and its app.
 #[derive(Clone, Debug)]
 pub struct BoxSimConfig {
     pub tenant: BoxTenantSpec,
@@ -53,6 +66,14 @@ pub struct BoxSimConfig {
     pub app_authorized: bool,
     /// The "manage enterprise properties" scope: without it `/2.0/events` answers 403.
     pub app_can_read_events: bool,
+    /// Redirect URIs registered for the OAuth 2.0 flow, matched exactly. When empty, any
+    /// absolute http(s) URI without a fragment is accepted (a simulator convenience: Box
+    /// requires registered URIs), and the authorize request must then name one.
+    pub oauth_redirect_uris: Vec<String>,
+    /// How long an authorization code can be exchanged (Box: 30 s).
+    pub oauth_code_ttl: Duration,
+    /// How long an unused refresh token stays valid (Box: 60 days).
+    pub oauth_refresh_token_ttl: Duration,
 }
 
 impl BoxSimConfig {
@@ -64,6 +85,23 @@ impl BoxSimConfig {
             app_has_enterprise_access: true,
             app_authorized: true,
             app_can_read_events: true,
+            oauth_redirect_uris: Vec::new(),
+            oauth_code_ttl: oauth::DEFAULT_CODE_TTL,
+            oauth_refresh_token_ttl: oauth::DEFAULT_REFRESH_TOKEN_TTL,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.tenant.validate()?;
+        match self
+            .oauth_redirect_uris
+            .iter()
+            .find(|uri| !oauth::is_web_uri(uri))
+        {
+            Some(uri) => Err(format!(
+                "redirect URI {uri:?} is not an absolute http(s) URI without a fragment"
+            )),
+            None => Ok(()),
         }
     }
 }
@@ -77,10 +115,10 @@ impl BoxSim {
         Self::start_on(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
     }
 
-    /// Fails with `InvalidInput` for a tenant too large to index, or when binding fails.
+    /// Fails with `InvalidInput` for a tenant too large to index or an unusable redirect URI,
+    /// or when binding fails.
     pub async fn start_on(config: BoxSimConfig, addr: SocketAddr) -> std::io::Result<SimHandle> {
         config
-            .tenant
             .validate()
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         let listener = TcpListener::bind(addr).await?;
@@ -118,8 +156,24 @@ impl SimHandle {
         format!("http://{}", SocketAddr::new(ip, self.local_addr.port()))
     }
 
+    /// `{base_url}/api/oauth2/authorize`: where Box serves `https://account.box.com/api/oauth2/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}{}", self.base_url(), routes::AUTHORIZE_PATH)
+    }
+
     pub fn stats(&self) -> SimStats {
         lock(&self.shared.stats).clone()
+    }
+
+    pub fn oauth_stats(&self) -> OAuthStats {
+        lock(&self.shared.oauth).stats.clone()
+    }
+
+    /// Invalidates every refresh token, as when an admin revokes the app's access: the next
+    /// refresh of any grant answers `invalid_grant`. Access tokens already issued keep working
+    /// until they expire.
+    pub fn revoke_refresh_tokens(&self) {
+        lock(&self.shared.oauth).revoke_all_refresh_tokens();
     }
 
     /// Replaces the faults and reseeds the fault dice with `faults.seed`.
@@ -137,6 +191,13 @@ impl SimHandle {
 
     pub fn client_secret(&self) -> String {
         self.shared.app.client_secret.clone()
+    }
+
+    /// The enterprise's admin, who authorizes by default on the authorize page. With
+    /// `users: 0` there is none and this is the service account, which cannot authorize.
+    pub fn admin_user_id(&self) -> String {
+        let tenant = read(&self.shared.tenant);
+        tenant.users[tenant.admin()].id.to_string()
     }
 
     pub fn service_account_id(&self) -> String {

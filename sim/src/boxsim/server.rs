@@ -29,6 +29,11 @@ pub(crate) fn dropped_connection() -> axum::response::Response {
     response
 }
 
+/// Whether `response` is one made by [`dropped_connection`].
+pub(crate) fn is_dropped(response: &axum::response::Response) -> bool {
+    response.extensions().get::<DropConnection>().is_some()
+}
+
 #[derive(Debug)]
 struct ConnectionDropped;
 
@@ -75,7 +80,7 @@ async fn serve_connection(stream: TcpStream, router: Router) {
         let response = app.call(request);
         async move {
             let Ok::<Response<Body>, Infallible>(response) = response.await;
-            if response.extensions().get::<DropConnection>().is_some() {
+            if is_dropped(&response) {
                 Err(ConnectionDropped)
             } else {
                 Ok(response)

@@ -1,7 +1,9 @@
 //! State shared by the handlers and the [`super::SimHandle`].
 //!
 //! Separate locks, held only for the length of a synchronous step: the tenant (read-mostly)
-//! must not be serialised behind the fault dice or the counters.
+//! must not be serialised behind the fault dice or the counters. When `oauth` and `tokens`
+//! are both needed they are taken in that order, and held together, so that a refresh cannot
+//! slip an access token past a concurrent revocation of its grant.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -14,13 +16,14 @@ use rand::{Rng, SeedableRng};
 use super::BoxSimConfig;
 use super::faults::FaultState;
 use super::hashing::mix64;
+use super::oauth::{GrantId, OAuthStore};
 use super::stats::SimStats;
 use super::tenant::Tenant;
 
 /// Box's access-token lifetime.
 pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The simulated CCG app and how the enterprise admin configured it.
+/// The simulated app and how the enterprise admin configured it.
 pub(crate) struct AppSettings {
     pub client_id: String,
     pub client_secret: String,
@@ -28,11 +31,14 @@ pub(crate) struct AppSettings {
     pub enterprise_access: bool,
     pub authorized: bool,
     pub can_read_events: bool,
+    /// Empty: any http(s) URI is accepted.
+    pub redirect_uris: Vec<String>,
 }
 
 pub(crate) struct Shared {
     pub app: AppSettings,
     pub tenant: RwLock<Tenant>,
+    pub oauth: Mutex<OAuthStore>,
     pub tokens: Mutex<TokenStore>,
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<SimStats>,
@@ -50,8 +56,14 @@ impl Shared {
                 enterprise_access: config.app_has_enterprise_access,
                 authorized: config.app_authorized,
                 can_read_events: config.app_can_read_events,
+                redirect_uris: config.oauth_redirect_uris.clone(),
             },
             tenant: RwLock::new(Tenant::generate(spec)),
+            oauth: Mutex::new(OAuthStore::new(
+                mix64(spec.seed ^ 0x0a07_4c0d),
+                config.oauth_code_ttl,
+                config.oauth_refresh_token_ttl,
+            )),
             tokens: Mutex::new(TokenStore::new(mix64(spec.seed ^ 0x0070_4e75))),
             faults: Mutex::new(FaultState::new(config.faults)),
             stats: Mutex::new(SimStats::default()),
@@ -73,8 +85,18 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// `len` random alphanumeric characters: access tokens, refresh tokens and codes.
+pub(crate) fn random_token(rng: &mut StdRng, len: usize) -> String {
+    rng.sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
 struct IssuedToken {
     user: usize,
+    /// The authorization-code grant it belongs to; `None` for client-credentials tokens.
+    grant: Option<GrantId>,
     expires_at: Instant,
     uses: u64,
 }
@@ -94,23 +116,39 @@ impl TokenStore {
 
     /// A fresh bearer token acting as the user at `user` (an index into the tenant).
     pub(crate) fn issue(&mut self, user: usize) -> String {
+        self.issue_with(user, None)
+    }
+
+    /// A fresh bearer token of an authorization-code grant, acting as the user who authorized.
+    pub(crate) fn issue_for_grant(&mut self, user: usize, grant: GrantId) -> String {
+        self.issue_with(user, Some(grant))
+    }
+
+    fn issue_with(&mut self, user: usize, grant: Option<GrantId>) -> String {
         let now = Instant::now();
         // Clients that fetch a token per run would otherwise grow this map without bound.
         self.issued.retain(|_, token| token.expires_at > now);
-        let token: String = (&mut self.rng)
-            .sample_iter(Alphanumeric)
-            .take(32)
-            .map(char::from)
-            .collect();
+        let token = random_token(&mut self.rng, 32);
         self.issued.insert(
             token.clone(),
             IssuedToken {
                 user,
+                grant,
                 expires_at: now + TOKEN_LIFETIME,
                 uses: 0,
             },
         );
         token
+    }
+
+    /// Forgets `token`. `None` if it was not a live access token; otherwise its grant, if any.
+    pub(crate) fn revoke(&mut self, token: &str) -> Option<Option<GrantId>> {
+        self.issued.remove(token).map(|issued| issued.grant)
+    }
+
+    /// Forgets every access token of `grant`, including those from earlier refreshes.
+    pub(crate) fn revoke_grant(&mut self, grant: GrantId) {
+        self.issued.retain(|_, token| token.grant != Some(grant));
     }
 
     /// Counts one use and gives the user the token acts as, unless it is unknown, expired,

@@ -22,6 +22,28 @@ pub struct SimStats {
     pub unauthorized: u64,
 }
 
+/// Outcomes of the OAuth 2.0 flows, apart from [`SimStats`] so that its totals stay as they
+/// were before the authorization-code flow existed. Faulted requests never reach these.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthStats {
+    /// Authorize requests approved (each issued a code).
+    pub authorizations_approved: u64,
+    /// Authorize requests denied with `sim_decision=deny`.
+    pub authorizations_denied: u64,
+    /// Tokens issued by `grant_type=client_credentials`.
+    pub client_credentials_grants: u64,
+    /// Tokens issued by `grant_type=authorization_code`.
+    pub authorization_code_grants: u64,
+    /// Tokens issued by `grant_type=refresh_token`, including those whose response was lost.
+    pub refresh_token_grants: u64,
+    /// Rotated refresh tokens whose response was lost (`refresh_lost_response_ratio`).
+    pub refresh_responses_lost: u64,
+    /// Code exchanges and refreshes refused with `invalid_grant`.
+    pub invalid_grants: u64,
+    /// Revoke requests that named a live token.
+    pub revocations: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     Token,

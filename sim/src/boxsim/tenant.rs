@@ -216,6 +216,15 @@ impl Tenant {
         }
     }
 
+    /// The enterprise's admin: the first managed user. A tenant without managed users has
+    /// no human admin, and the service account stands in.
+    pub(crate) fn admin(&self) -> usize {
+        self.users
+            .iter()
+            .position(|user| user.kind == UserKind::Managed && user.role == Role::Admin)
+            .unwrap_or(self.service_account)
+    }
+
     pub(crate) fn user_index(&self, id: &str) -> Option<usize> {
         let id: u64 = id.parse().ok()?;
         self.users.binary_search_by_key(&id, |user| user.id).ok()

@@ -49,3 +49,56 @@ async fn the_binary_prints_one_ready_line_and_serves() {
     assert_eq!(info["events"], 500);
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_binary_registers_oauth_redirect_uris() {
+    let callback = "https://app.example.com/box/callback";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seatkeeper-sim"))
+        .args([
+            "box",
+            "--users",
+            "5",
+            "--oauth-redirect-uri",
+            callback,
+            "--oauth-redirect-uri",
+            "http://127.0.0.1:9/other",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let base_url = ready["base_url"].as_str().unwrap();
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = |redirect_uri: &'static str| {
+        browser
+            .get(format!("{base_url}/api/oauth2/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", ready["client_id"].as_str().unwrap()),
+                ("redirect_uri", redirect_uri),
+            ])
+            .send()
+    };
+    let approved = authorize(callback).await.unwrap();
+    assert_eq!(approved.status(), StatusCode::FOUND);
+    let location = approved.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{callback}?code=")),
+        "{location}"
+    );
+    let refused = authorize("https://elsewhere.example.com/cb").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    child.kill().await.unwrap();
+}

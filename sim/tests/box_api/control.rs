@@ -69,6 +69,7 @@ async fn info_describes_the_tenant_and_stats_count_requests() {
         info["service_account_id"],
         sim.service_account_id().as_str()
     );
+    assert_eq!(info["admin_user_id"], sim.admin_user_id().as_str());
     assert_eq!(info["users"], 22);
     assert_eq!(info["events"], 200);
 

@@ -4,6 +4,7 @@ mod binary;
 mod control;
 mod events;
 mod faults;
+mod oauth;
 mod support;
 mod tenant;
 mod token;

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use chrono::Duration;
-use seatkeeper_sim::{BoxSimConfig, BoxTenantSpec};
+use seatkeeper_sim::BoxSimConfig;
 
 use crate::support::{now, spec, start};
 

@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::AppState;
 use crate::boxsim::faults::Faults;
 use crate::boxsim::state::{lock, read};
-use crate::boxsim::stats::SimStats;
+use crate::boxsim::stats::{OAuthStats, SimStats};
 use crate::boxsim::tenant::UserKind;
 
 pub(crate) async fn stats(State(shared): AppState) -> Json<SimStats> {
@@ -40,9 +41,20 @@ pub(crate) async fn info(State(shared): AppState) -> Json<Value> {
         "client_id": shared.app.client_id,
         "client_secret": shared.app.client_secret,
         "service_account_id": tenant.users[tenant.service_account].id.to_string(),
+        "admin_user_id": tenant.users[tenant.admin()].id.to_string(),
         "users": existing().count(),
         "managed_users": managed,
         "app_users": app_users,
         "events": tenant.events.len(),
     }))
+}
+
+pub(crate) async fn oauth_stats(State(shared): AppState) -> Json<OAuthStats> {
+    Json(lock(&shared.oauth).stats.clone())
+}
+
+/// See [`crate::SimHandle::revoke_refresh_tokens`].
+pub(crate) async fn revoke_refresh_tokens(State(shared): AppState) -> StatusCode {
+    lock(&shared.oauth).revoke_all_refresh_tokens();
+    StatusCode::NO_CONTENT
 }

@@ -1,8 +1,11 @@
 //! HTTP surface: the Box endpoints behind a front door that injects faults and counts
-//! traffic, plus the `/_sim/*` control plane which bypasses both.
+//! traffic, plus two routes that bypass it: the `/_sim/*` control plane, and the authorize
+//! page, which is a browser redirect on another host (`account.box.com`) in production.
 
+mod authorize;
 mod control;
 mod events;
+mod oauth;
 mod token;
 mod users;
 
@@ -13,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::errors::BoxError;
 use super::faults::Fault;
@@ -23,9 +26,13 @@ use super::stats::Endpoint;
 
 type AppState = State<Arc<Shared>>;
 
+pub(crate) const AUTHORIZE_PATH: &str = "/api/oauth2/authorize";
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/oauth2/token", axum::routing::post(token::issue))
+        .route("/oauth2/token", post(token::issue))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route(AUTHORIZE_PATH, get(authorize::authorize))
         .route("/2.0/users", get(users::list))
         .route("/2.0/users/me", get(users::me))
         .route("/2.0/users/{user_id}", get(users::get_one))
@@ -36,6 +43,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(control::faults).put(control::set_faults),
         )
         .route("/_sim/info", get(control::info))
+        .route("/_sim/oauth", get(control::oauth_stats))
+        .route(
+            "/_sim/oauth/revoke-refresh-tokens",
+            post(control::revoke_refresh_tokens),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -46,7 +58,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn front_door(State(shared): AppState, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/_sim/") {
+    if path.starts_with("/_sim/") || path == AUTHORIZE_PATH {
         return next.run(request).await;
     }
     let endpoint = Endpoint::of(path);
@@ -59,6 +71,8 @@ async fn front_door(State(shared): AppState, request: Request, next: Next) -> Re
         }
         None => next.run(request).await,
     };
+    // A handler may drop the connection itself, after doing its work (a lost refresh response).
+    let fault = fault.or_else(|| server::is_dropped(&response).then_some(Fault::DropConnection));
     lock(&shared.stats).record(endpoint, fault, response.status());
     response
 }

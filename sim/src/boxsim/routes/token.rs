@@ -1,14 +1,17 @@
-//! `POST /oauth2/token`: the Client Credentials Grant for the app's service account.
+//! `POST /oauth2/token`: checks the client, then hands the grant to its handler. The Client
+//! Credentials Grant for the app's service account is here; the authorization-code and
+//! refresh grants are in [`super::oauth`].
 
 use axum::Json;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::AppState;
+use super::{AppState, oauth};
 use crate::boxsim::errors::BoxError;
-use crate::boxsim::state::{TOKEN_LIFETIME, lock, read};
+use crate::boxsim::state::{AppSettings, Shared, TOKEN_LIFETIME, lock, read};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenForm {
@@ -17,39 +20,65 @@ pub(crate) struct TokenForm {
     client_secret: Option<String>,
     box_subject_type: Option<String>,
     box_subject_id: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// The token and revoke endpoints both authenticate the app by its id and secret.
+pub(super) fn check_client(
+    app: &AppSettings,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+) -> Result<(), BoxError> {
+    if client_id == Some(app.client_id.as_str())
+        && client_secret == Some(app.client_secret.as_str())
+    {
+        Ok(())
+    } else {
+        Err(BoxError::oauth(
+            "invalid_client",
+            "The client credentials are invalid.",
+        ))
+    }
 }
 
 pub(crate) async fn issue(
     State(shared): AppState,
     form: Result<Form<TokenForm>, FormRejection>,
-) -> Result<Json<Value>, BoxError> {
-    let Ok(Form(form)) = form else {
-        return Err(BoxError::oauth(
+) -> Result<Response, BoxError> {
+    let missing_grant_type = || {
+        BoxError::oauth(
             "invalid_request",
             "Invalid grant_type parameter or parameter missing",
-        ));
+        )
+    };
+    let Ok(Form(form)) = form else {
+        return Err(missing_grant_type());
     };
     let Some(grant_type) = form.grant_type.as_deref() else {
-        return Err(BoxError::oauth(
-            "invalid_request",
-            "Invalid grant_type parameter or parameter missing",
-        ));
+        return Err(missing_grant_type());
     };
-    let app = &shared.app;
-    if form.client_id.as_deref() != Some(app.client_id.as_str())
-        || form.client_secret.as_deref() != Some(app.client_secret.as_str())
-    {
-        return Err(BoxError::oauth(
-            "invalid_client",
-            "The client credentials are invalid.",
-        ));
-    }
-    if grant_type != "client_credentials" {
-        return Err(BoxError::oauth(
+    check_client(
+        &shared.app,
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )?;
+    match grant_type {
+        "client_credentials" => client_credentials(&shared, &form),
+        "authorization_code" => {
+            oauth::exchange_code(&shared, form.code.as_deref(), form.redirect_uri.as_deref())
+        }
+        "refresh_token" => oauth::refresh(&shared, form.refresh_token.as_deref()),
+        _ => Err(BoxError::oauth(
             "invalid_request",
             "The grant type is unauthorized for this client_id.",
-        ));
+        )),
     }
+}
+
+fn client_credentials(shared: &Shared, form: &TokenForm) -> Result<Response, BoxError> {
+    let app = &shared.app;
     if !app.authorized {
         return Err(BoxError::oauth(
             "unauthorized_client",
@@ -69,10 +98,12 @@ pub(crate) async fn issue(
 
     let service_account = read(&shared.tenant).service_account;
     let access_token = lock(&shared.tokens).issue(service_account);
+    lock(&shared.oauth).stats.client_credentials_grants += 1;
     Ok(Json(json!({
         "access_token": access_token,
         "expires_in": TOKEN_LIFETIME.as_secs(),
         "restricted_to": [],
         "token_type": "bearer",
-    })))
+    }))
+    .into_response())
 }
