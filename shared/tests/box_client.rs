@@ -15,13 +15,7 @@ fn attempts() -> u32 {
 }
 
 fn sim_config(seed: u64, users: usize) -> BoxSimConfig {
-    BoxSimConfig {
-        tenant: BoxTenantSpec::new(seed, users),
-        faults: Faults::default(),
-        app_has_enterprise_access: true,
-        app_authorized: true,
-        app_can_read_events: true,
-    }
+    BoxSimConfig::new(BoxTenantSpec::new(seed, users))
 }
 
 async fn start(config: BoxSimConfig) -> SimHandle {
