@@ -21,6 +21,8 @@ pub struct SyncRequest {
 #[serde(deny_unknown_fields)]
 pub struct ContinueFrom {
     pub sync_id: String,
+    /// Which hand-over this continues: a stale duplicate delivery cannot take a later one.
+    pub handover: u32,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,9 @@ macro_rules! contract_tests {
             same_tenant_id_of_another_provider_is_a_different_tenant,
             creating_an_existing_integration_again_is_refused,
             updating_a_missing_integration_is_not_found,
+            modify_integration_changes_only_what_it_is_told,
+            modify_of_a_missing_integration_is_not_found,
+            concurrent_modifications_are_all_kept,
             accounts_are_listed_in_pages_each_seen_once_in_order,
             get_accounts_returns_only_known_accounts,
             put_accounts_replaces_stored_accounts,
@@ -83,6 +86,9 @@ macro_rules! contract_tests {
             expired_lease_is_taken_over,
             renew_by_a_non_owner_is_lease_lost,
             release_by_a_non_owner_leaves_the_lease,
+            only_one_of_two_holders_can_take_a_handed_over_lease,
+            an_expired_lease_can_still_be_handed_over_by_its_owner,
+            transfer_by_a_non_owner_is_lease_lost,
             lease_kinds_are_independent,
             checkpoint_json_round_trips,
             roster_chunks_are_read_in_order_and_deleted,
@@ -350,6 +356,78 @@ mod cases {
             other => panic!("expected NotFound, got {other:?}"),
         }
         assert_eq!(store.get_integration(&ghost.id).await.expect("get"), None);
+    }
+
+    pub async fn modify_integration_changes_only_what_it_is_told(store: &dyn ContractStore) {
+        let original = integration("acme", "111");
+        store.create_integration(&original).await.expect("create");
+
+        // Someone else changes the status after our caller last read the integration…
+        let reauth = Integration {
+            status: IntegrationStatus::NeedsReauth,
+            ..original.clone()
+        };
+        store.update_integration(&reauth).await.expect("update");
+
+        // …and our caller only renames it: the status change survives.
+        let modified = store
+            .modify_integration(&original.id, &|i: &mut Integration| {
+                i.name = "Acme (renamed)".into();
+            })
+            .await
+            .expect("modify");
+        let expected = Integration {
+            name: "Acme (renamed)".into(),
+            ..reauth
+        };
+        assert_eq!(modified, expected);
+        assert_eq!(
+            store.get_integration(&original.id).await.expect("get"),
+            Some(expected.clone())
+        );
+        // Still listed, once.
+        assert_eq!(
+            store.list_integrations().await.expect("list"),
+            vec![expected]
+        );
+    }
+
+    pub async fn modify_of_a_missing_integration_is_not_found(store: &dyn ContractStore) {
+        let ghost = iid("ghost");
+        match store
+            .modify_integration(&ghost, &|i: &mut Integration| i.enabled = false)
+            .await
+        {
+            Err(StoreError::NotFound(id)) => assert_eq!(id, ghost),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert_eq!(store.get_integration(&ghost).await.expect("get"), None);
+        assert!(store.list_integrations().await.expect("list").is_empty());
+    }
+
+    pub async fn concurrent_modifications_are_all_kept(store: &dyn ContractStore) {
+        let original = Integration {
+            purchased_seats: Some(0),
+            ..integration("acme", "111")
+        };
+        store.create_integration(&original).await.expect("create");
+
+        // Four writers at once, each adding one seat: none may be lost. (Each failed
+        // compare-and-swap means another writer succeeded, so four always settle.)
+        let add_seat = |i: &mut Integration| {
+            i.purchased_seats = i.purchased_seats.map(|n| n + 1);
+        };
+        let modify = || store.modify_integration(&original.id, &add_seat);
+        let (a, b, c, d) = tokio::join!(modify(), modify(), modify(), modify());
+        for result in [a, b, c, d] {
+            result.expect("modify");
+        }
+        let stored = store
+            .get_integration(&original.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored.purchased_seats, Some(4));
     }
 
     // Accounts -------------------------------------------------------------------------
@@ -963,6 +1041,117 @@ mod cases {
             )
             .await
             .expect("acquire after release");
+    }
+
+    pub async fn only_one_of_two_holders_can_take_a_handed_over_lease(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let lease = store
+            .acquire_lease(&id, LeaseKind::Sync, "A", now, now + Duration::minutes(15))
+            .await
+            .expect("acquire");
+        let checkpoint = serde_json::json!({"phase": "events", "chunk": 3});
+        let until = now + Duration::minutes(30);
+
+        let to_b = store
+            .transfer_lease(&lease, "B", until, Some(checkpoint.clone()))
+            .await
+            .expect("hand over to B");
+        assert_eq!(to_b.owner, "B");
+        assert_eq!(to_b.expires_at, until);
+        assert_eq!(to_b.checkpoint, Some(checkpoint.clone()));
+        assert_eq!(to_b.integration_id, id);
+        assert_eq!(to_b.kind, LeaseKind::Sync);
+
+        // A second caller still holding A's lease loses the race.
+        match store
+            .transfer_lease(&lease, "C", until, Some(serde_json::json!({"chunk": 9})))
+            .await
+        {
+            Err(StoreError::LeaseLost {
+                integration_id,
+                kind,
+            }) => {
+                assert_eq!(integration_id, id);
+                assert_eq!(kind, LeaseKind::Sync);
+            }
+            other => panic!("expected LeaseLost, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(to_b.clone())
+        );
+
+        // B holds it as its own now: it can renew, A cannot.
+        assert!(matches!(
+            store.renew_lease(&lease, now, until, None).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        store
+            .renew_lease(&to_b, now, until, Some(checkpoint))
+            .await
+            .expect("B renews");
+    }
+
+    pub async fn an_expired_lease_can_still_be_handed_over_by_its_owner(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let until = now + Duration::minutes(15);
+        let lease = store
+            .acquire_lease(&id, LeaseKind::Sync, "A", now, until)
+            .await
+            .expect("acquire");
+        store
+            .renew_lease(&lease, now, until, Some(serde_json::json!({"chunk": 1})))
+            .await
+            .expect("checkpoint");
+
+        // Long expired, but nobody took it over: its owner may still hand it on, and the
+        // hand-over without a checkpoint clears the old one.
+        let later = until + Duration::hours(2);
+        let handed = store
+            .transfer_lease(&lease, "B", later + Duration::minutes(15), None)
+            .await
+            .expect("hand over");
+        assert_eq!(handed.owner, "B");
+        assert_eq!(handed.checkpoint, None);
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Sync).await.expect("get"),
+            Some(handed)
+        );
+    }
+
+    pub async fn transfer_by_a_non_owner_is_lease_lost(store: &dyn ContractStore) {
+        let id = iid("acme");
+        let now = at(2026, 11, 1, 3);
+        let until = now + Duration::minutes(15);
+        let lease = store
+            .acquire_lease(&id, LeaseKind::Token, "owner", now, until)
+            .await
+            .expect("acquire");
+        let impostor = seatkeeper_shared::store::Lease {
+            owner: "impostor".into(),
+            ..lease.clone()
+        };
+        assert!(matches!(
+            store.transfer_lease(&impostor, "B", until, None).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Token).await.expect("get"),
+            Some(lease.clone())
+        );
+
+        // A lease that is gone cannot be handed over either, and is not recreated.
+        store.release_lease(&lease).await.expect("release");
+        assert!(matches!(
+            store.transfer_lease(&lease, "B", until, None).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert_eq!(
+            store.get_lease(&id, LeaseKind::Token).await.expect("get"),
+            None
+        );
     }
 
     pub async fn lease_kinds_are_independent(store: &dyn ContractStore) {

@@ -239,7 +239,11 @@ async fn an_interrupted_sync_continues_from_its_checkpoint_to_the_same_report() 
         // A second sync cannot start while the first holds the lease.
         assert!(matches!(local.sync(&id).await, Err(SyncError::Busy { .. })));
         step = local
-            .sync_step(&id, Some(&step.sync_id), Deadline::at(Instant::now()))
+            .sync_step(
+                &id,
+                step.continue_from().as_ref(),
+                Deadline::at(Instant::now()),
+            )
             .await
             .expect("continuation");
         invocations += 1;

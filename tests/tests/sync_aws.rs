@@ -55,7 +55,11 @@ async fn a_sync_into_dynamodb_reports_what_the_embedded_store_does() {
         .expect("first invocation");
     while step.status == SyncRunStatus::Continued {
         step = aws
-            .sync_step(&id, Some(&step.sync_id), Deadline::at(Instant::now()))
+            .sync_step(
+                &id,
+                step.continue_from().as_ref(),
+                Deadline::at(Instant::now()),
+            )
             .await
             .expect("continuation");
     }

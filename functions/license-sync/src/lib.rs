@@ -8,18 +8,39 @@ use seatkeeper_shared::clock::Clock;
 use seatkeeper_shared::domain::IntegrationStatus;
 use seatkeeper_shared::services::{Deadline, LicenseSync, SourceFactory, SyncError, SyncOptions};
 use seatkeeper_shared::store::Store;
-use seatkeeper_shared::trigger::{ContinueFrom, SyncRequest, SyncTrigger};
+use seatkeeper_shared::trigger::{SyncRequest, SyncTrigger};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// What the function is invoked with.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum SyncEvent {
     Direct(SyncRequest),
-    Scheduled(EventBridgeEvent<Value>),
+    Scheduled(Box<EventBridgeEvent<Value>>),
+}
+
+/// Chosen by shape, so a malformed direct request gets its own error (say, a bad
+/// `integration_id`) rather than "matched no variant".
+impl<'de> Deserialize<'de> for SyncEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = Value::deserialize(deserializer)?;
+        if value.get("integration_id").is_some() {
+            SyncRequest::deserialize(value)
+                .map(SyncEvent::Direct)
+                .map_err(D::Error::custom)
+        } else if value.get("detail-type").is_some() {
+            EventBridgeEvent::deserialize(value)
+                .map(|e| SyncEvent::Scheduled(Box::new(e)))
+                .map_err(D::Error::custom)
+        } else {
+            Err(D::Error::custom(
+                "expected {\"integration_id\": ...} or an EventBridge scheduled event",
+            ))
+        }
+    }
 }
 
 pub struct Deps {
@@ -95,27 +116,45 @@ async fn sync_one(
         clock: deps.clock.as_ref(),
         options: deps.options.clone(),
     };
-    let continue_id = request.checkpoint.as_ref().map(|c| c.sync_id.as_str());
     let summary = match sync
-        .run(&request.integration_id, continue_id, deadline)
+        .run(
+            &request.integration_id,
+            request.checkpoint.as_ref(),
+            deadline,
+        )
         .await
     {
         Ok(summary) => summary,
         // Another invocation is already syncing this integration: nothing to do.
         Err(SyncError::Busy { until, .. }) => {
-            return Ok(
-                json!({ "integration_id": request.integration_id, "status": "busy", "until": until }),
-            );
+            return Ok(json!({
+                "integration_id": request.integration_id,
+                "status": "busy",
+                "until": until,
+            }));
+        }
+        // Already recorded, and a retry would fail the same way: answer, don't raise, so
+        // Lambda does not run it again.
+        Err(
+            e @ (SyncError::NotFound(_)
+            | SyncError::Disabled(_)
+            | SyncError::CheckpointLost(_)
+            | SyncError::RosterIncomplete { .. }),
+        ) => {
+            tracing::warn!(error = %e, "sync not run, or failed for good");
+            return Ok(json!({
+                "integration_id": request.integration_id,
+                "status": "failed",
+                "error": e.to_string(),
+            }));
         }
         Err(e) => return Err(e.into()),
     };
-    if summary.status == seatkeeper_shared::services::license_sync::SyncRunStatus::Continued {
+    if let Some(next) = summary.continue_from() {
         deps.trigger
             .trigger(&SyncRequest {
                 integration_id: request.integration_id.clone(),
-                checkpoint: Some(ContinueFrom {
-                    sync_id: summary.sync_id.clone(),
-                }),
+                checkpoint: Some(next),
             })
             .await?;
     }

@@ -233,17 +233,50 @@ async fn near_the_deadline_the_sync_hands_over_to_a_new_invocation() {
 }
 
 #[tokio::test]
-async fn an_unknown_integration_is_a_named_error() {
+async fn an_unknown_integration_is_answered_not_retried() {
     let (f, _) = fixture(5).await;
-    let err = handle(event(json!({ "integration_id": "nope" }), 0), &f.deps)
+    let out = handle(event(json!({ "integration_id": "nope" }), 0), &f.deps)
         .await
-        .expect_err("unknown");
-    let diagnostic = lambda_runtime::Diagnostic::from(err);
-    assert_eq!(diagnostic.error_type, "Seatkeeper.NotFound");
+        .expect("answered, so Lambda does not retry");
+    assert_eq!(out["status"], "failed");
+    assert_eq!(out["error"], "integration nope not found");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_continuation_does_not_run_twice() {
+    let (f, id) = fixture(2_500).await;
+    let out = handle(
+        event(json!({ "integration_id": id }), now_ms() + 1_000),
+        &f.deps,
+    )
+    .await
+    .expect("first invocation");
+    assert_eq!(out["status"], "continued");
+    let next = f
+        .trigger
+        .0
+        .lock()
+        .expect("lock")
+        .pop()
+        .expect("continuation");
+    let payload = serde_json::to_value(&next).expect("payload");
+    // The first delivery takes the lease and hands over again; the second finds it taken.
+    let first = handle(event(payload.clone(), now_ms() + 1_000), &f.deps)
+        .await
+        .expect("first delivery");
+    assert_eq!(first["status"], "continued");
+    let second = handle(event(payload, now_ms() + 900_000), &f.deps)
+        .await
+        .expect("second delivery");
+    assert_eq!(second["status"], "busy", "{second}");
 }
 
 #[test]
-fn malformed_payloads_are_rejected_by_the_event_type() {
-    assert!(serde_json::from_value::<SyncEvent>(json!({ "integration_id": "UPPER" })).is_err());
-    assert!(serde_json::from_value::<SyncEvent>(json!({ "integration": "x" })).is_err());
+fn malformed_payloads_are_rejected_with_the_reason() {
+    let err = serde_json::from_value::<SyncEvent>(json!({ "integration_id": "UPPER" }))
+        .expect_err("bad id");
+    assert!(err.to_string().contains("integration_id: must be"), "{err}");
+    let err = serde_json::from_value::<SyncEvent>(json!({ "integration": "x" }))
+        .expect_err("unknown shape");
+    assert!(err.to_string().contains("expected"), "{err}");
 }

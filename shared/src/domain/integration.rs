@@ -174,6 +174,28 @@ impl Default for SyncSettings {
     }
 }
 
+impl SyncSettings {
+    /// Box keeps enterprise events for a year: a longer backfill would claim coverage that
+    /// was never readable.
+    pub const MAX_BACKFILL_DAYS: u32 = 365;
+
+    /// The settings with every value brought into its safe range, whatever was stored.
+    pub fn sanitized(&self) -> SyncSettings {
+        let defaults = SyncSettings::default();
+        SyncSettings {
+            inactive_days: self.inactive_days.clamp(1, 365),
+            event_backfill_days: self.event_backfill_days.clamp(1, Self::MAX_BACKFILL_DAYS),
+            // At least an hour: it also absorbs Box's whole-second window bounds.
+            event_overlap_hours: self.event_overlap_hours.clamp(1, 24 * 7),
+            max_vanish_ratio: if self.max_vanish_ratio.is_finite() && self.max_vanish_ratio >= 0.0 {
+                self.max_vanish_ratio.min(1.0)
+            } else {
+                defaults.max_vanish_ratio
+            },
+        }
+    }
+}
+
 /// What the last sync did, kept on the integration for list views.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncSummary {
@@ -208,6 +230,31 @@ pub struct Integration {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub last_sync: Option<SyncSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_settings_are_brought_into_range() {
+        let wild = SyncSettings {
+            inactive_days: 0,
+            event_backfill_days: u32::MAX,
+            event_overlap_hours: 0,
+            max_vanish_ratio: f64::NAN,
+        };
+        let safe = wild.sanitized();
+        assert_eq!(safe.inactive_days, 1);
+        assert_eq!(safe.event_backfill_days, 365);
+        assert_eq!(safe.event_overlap_hours, 1);
+        assert_eq!(safe.max_vanish_ratio, 0.10);
+        let negative = SyncSettings {
+            max_vanish_ratio: -1.0,
+            ..SyncSettings::default()
+        };
+        assert_eq!(negative.sanitized().max_vanish_ratio, 0.10);
+    }
 }
 
 impl Integration {

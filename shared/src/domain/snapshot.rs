@@ -65,7 +65,7 @@ impl Snapshot {
                     name: lt.name.clone(),
                     assigned: lt.assigned,
                     active,
-                    inactive: lt.assigned - active,
+                    inactive: lt.assigned.saturating_sub(active),
                     never_logged_in: lt.never_logged_in,
                 }
             })

@@ -245,7 +245,9 @@ pub struct HttpClient {
 
 impl HttpClient {
     pub fn new(config: &HttpConfig) -> Result<Self, reqwest::Error> {
+        // No redirects: a 307/308 on a token POST would resend the client secret elsewhere.
         let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(config.pool_idle_timeout)

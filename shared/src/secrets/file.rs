@@ -37,13 +37,20 @@ impl FileSecrets {
             .map_err(|e| SecretsError::backend("cannot create the data directory", e))?;
         let bytes = serde_json::to_vec_pretty(all)
             .map_err(|_| SecretsError::Malformed(self.path.display().to_string()))?;
-        let mut tmp = tempfile_in(dir)?;
-        tmp.1
+        let (tmp_path, mut tmp) = tempfile_in(dir)?;
+        let written = tmp
             .write_all(&bytes)
-            .and_then(|()| tmp.1.sync_all())
-            .map_err(|e| SecretsError::backend("cannot write the secrets file", e))?;
-        std::fs::rename(&tmp.0, &self.path)
-            .map_err(|e| SecretsError::backend("cannot replace the secrets file", e))
+            .and_then(|()| tmp.sync_all())
+            .map_err(|e| SecretsError::backend("cannot write the secrets file", e))
+            .and_then(|()| {
+                std::fs::rename(&tmp_path, &self.path)
+                    .map_err(|e| SecretsError::backend("cannot replace the secrets file", e))
+            });
+        if written.is_err() {
+            // Never leave a copy of the secrets behind.
+            let _ = std::fs::remove_file(&tmp_path);
+        }
+        written
     }
 }
 

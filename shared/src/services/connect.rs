@@ -123,13 +123,15 @@ impl Connector<'_> {
             },
         );
         let me = client.current_user().await.map_err(credentials_error)?;
-        if let Some(actual) = me.enterprise_id.as_deref()
-            && actual != request.enterprise_id
-        {
-            return Err(ConnectError::WrongEnterprise {
-                expected: request.enterprise_id.clone(),
-                actual: actual.to_owned(),
-            });
+        // The token must name the expected enterprise, not merely fail to name another.
+        match me.enterprise_id.as_deref() {
+            Some(actual) if actual == request.enterprise_id => {}
+            actual => {
+                return Err(ConnectError::WrongEnterprise {
+                    expected: request.enterprise_id.clone(),
+                    actual: actual.unwrap_or("no enterprise").to_owned(),
+                });
+            }
         }
         match client.probe_managed_users().await {
             Ok(n) if n > 0 => {}

@@ -13,7 +13,8 @@ use crate::domain::{
 use crate::provider::{LicenseSource, ProviderError};
 use crate::services::sources::{SourceError, SourceFactory};
 use crate::store::{Lease, LeaseKind, Store, StoreError, for_each_account_page};
-use chrono::{DateTime, Duration, Utc};
+use crate::trigger::ContinueFrom;
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
@@ -151,6 +152,14 @@ pub struct SyncRunSummary {
 }
 
 impl SyncRunSummary {
+    /// What the next invocation needs to continue a handed-over sync.
+    pub fn continue_from(&self) -> Option<ContinueFrom> {
+        (self.status == SyncRunStatus::Continued).then(|| ContinueFrom {
+            sync_id: self.sync_id.clone(),
+            handover: self.stats.invocations,
+        })
+    }
+
     /// Every item the sync wrote, accounts included.
     pub fn store_writes(&self) -> u64 {
         self.stats.accounts_written + self.stats.other_items_written
@@ -173,6 +182,9 @@ struct Run<'a> {
     integration: Integration,
     lease: Lease,
     lease_renewed: DateTime<Utc>,
+    /// The last checkpoint that matches what is written; lease renewals keep it, so a
+    /// replayed invocation never starts past unsaved work.
+    saved_checkpoint: Option<serde_json::Value>,
     deadline: Deadline,
     checkpoint: SyncCheckpoint,
     requests_before: u64,
@@ -184,12 +196,12 @@ enum Step {
 }
 
 impl LicenseSync<'_> {
-    /// Starts a sync, or continues the one named by `continue_sync_id`.
+    /// Starts a sync, or continues the handed-over one named by `continue_from`.
     #[tracing::instrument(skip(self, deadline), fields(integration_id = %integration_id))]
     pub async fn run(
         &self,
         integration_id: &IntegrationId,
-        continue_sync_id: Option<&str>,
+        continue_from: Option<&ContinueFrom>,
         deadline: Deadline,
     ) -> Result<SyncRunSummary, SyncError> {
         let integration = self
@@ -200,50 +212,17 @@ impl LicenseSync<'_> {
         if !integration.enabled {
             return Err(SyncError::Disabled(integration_id.clone()));
         }
-        let now = self.clock.now();
-        let sync_id =
-            continue_sync_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let lease = self
-            .store
-            .acquire_lease(
-                integration_id,
-                LeaseKind::Sync,
-                &sync_id,
-                now,
-                now + self.options.lease_ttl,
-            )
-            .await
-            .map_err(|e| match e {
-                StoreError::LeaseHeld { expires_at, .. } => SyncError::Busy {
-                    integration_id: integration_id.clone(),
-                    until: expires_at,
-                },
-                other => SyncError::Store(other),
-            })?;
-        let checkpoint = match continue_sync_id {
-            None => SyncCheckpoint {
-                sync_id: sync_id.clone(),
-                data_as_of: now,
-                started_at: now,
-                phase: SyncPhase::Roster { cursor: None },
-                roster_chunks: 0,
-                stats: SyncStats::default(),
-            },
-            Some(id) => {
-                let saved = lease
-                    .checkpoint
-                    .clone()
-                    .and_then(|v| serde_json::from_value::<SyncCheckpoint>(v).ok())
-                    .filter(|c| c.sync_id == id);
-                match saved {
-                    Some(c) => c,
-                    None => {
-                        self.store.release_lease(&lease).await?;
-                        return Err(SyncError::CheckpointLost(id.to_owned()));
-                    }
-                }
+        // Whole seconds: Box's event window bounds are whole seconds, and the coverage must
+        // end exactly where the read ended.
+        let now = self.clock.now().trunc_subsecs(0);
+        let (lease, checkpoint) = match continue_from {
+            None => self.start_lease(integration_id, now).await?,
+            Some(from) => {
+                self.take_handed_over_lease(integration_id, from, now)
+                    .await?
             }
         };
+        let saved_checkpoint = lease.checkpoint.clone();
         let source = match self.sources.source_for(&integration).await {
             Ok(source) => source,
             Err(e) => {
@@ -268,6 +247,7 @@ impl LicenseSync<'_> {
             integration,
             lease,
             lease_renewed: now,
+            saved_checkpoint,
             deadline,
             checkpoint,
         };
@@ -279,6 +259,11 @@ impl LicenseSync<'_> {
                 tracing::info!(summary = ?summary, "sync invocation finished");
                 Ok(summary)
             }
+            // Another invocation owns the sync now: it records the outcome, not us.
+            Err((_, err @ SyncError::Store(StoreError::LeaseLost { .. }))) => {
+                tracing::warn!(error = %err, "sync lease lost; stopping");
+                Err(err)
+            }
             Err((task, err)) => {
                 tracing::warn!(error = %err, task = %task, "sync failed");
                 run.record_provider_requests();
@@ -287,6 +272,91 @@ impl LicenseSync<'_> {
                 Err(err)
             }
         }
+    }
+
+    /// A new sync: a fresh id, the lease if nobody holds it.
+    async fn start_lease(
+        &self,
+        id: &IntegrationId,
+        now: DateTime<Utc>,
+    ) -> Result<(Lease, SyncCheckpoint), SyncError> {
+        let sync_id = uuid::Uuid::new_v4().to_string();
+        let lease = self
+            .store
+            .acquire_lease(
+                id,
+                LeaseKind::Sync,
+                &owner(&sync_id, 1),
+                now,
+                now + self.options.lease_ttl,
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaseHeld { expires_at, .. } => SyncError::Busy {
+                    integration_id: id.clone(),
+                    until: expires_at,
+                },
+                other => SyncError::Store(other),
+            })?;
+        let checkpoint = SyncCheckpoint {
+            sync_id,
+            data_as_of: now,
+            started_at: now,
+            phase: SyncPhase::Roster { cursor: None },
+            roster_chunks: 0,
+            stats: SyncStats::default(),
+        };
+        Ok((lease, checkpoint))
+    }
+
+    /// A continuation takes the lease its predecessor handed over, in one conditional write:
+    /// a duplicate delivery of the same continuation finds it taken.
+    async fn take_handed_over_lease(
+        &self,
+        id: &IntegrationId,
+        from: &ContinueFrom,
+        now: DateTime<Utc>,
+    ) -> Result<(Lease, SyncCheckpoint), SyncError> {
+        let sync_id = from.sync_id.as_str();
+        let busy = |lease: &Lease| SyncError::Busy {
+            integration_id: id.clone(),
+            until: lease.expires_at,
+        };
+        let lease = self
+            .store
+            .get_lease(id, LeaseKind::Sync)
+            .await?
+            .ok_or_else(|| SyncError::CheckpointLost(sync_id.to_owned()))?;
+        let invocation = from.handover;
+        if lease.owner != handover_owner(sync_id, invocation) {
+            // Running already (a duplicate delivery), or another sync took over.
+            let running = lease.owner.starts_with(&format!("{sync_id}#"));
+            return Err(if running || lease.expires_at > now {
+                busy(&lease)
+            } else {
+                SyncError::CheckpointLost(sync_id.to_owned())
+            });
+        }
+        let checkpoint = lease
+            .checkpoint
+            .clone()
+            .and_then(|v| serde_json::from_value::<SyncCheckpoint>(v).ok())
+            .filter(|c| c.sync_id == sync_id)
+            .ok_or_else(|| SyncError::CheckpointLost(sync_id.to_owned()))?;
+        let lease = self
+            .store
+            .transfer_lease(
+                &lease,
+                &owner(sync_id, invocation + 1),
+                now + self.options.lease_ttl,
+                lease.checkpoint.clone(),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaseLost { .. } => busy(&lease),
+                other => SyncError::Store(other),
+            })?;
+        Ok((lease, checkpoint))
     }
 
     /// Records a failed sync: the task that failed, the ones it kept from running, and the
@@ -328,16 +398,23 @@ impl LicenseSync<'_> {
                 tracing::error!(error = %e, "could not record a failed task run");
             }
         }
-        let mut updated = integration.clone();
-        updated.last_sync = Some(SyncSummary {
+        let last_sync = SyncSummary {
             sync_id: checkpoint.sync_id.clone(),
             started_at: checkpoint.started_at,
             finished_at: now,
             succeeded: false,
             error: Some(message),
-        });
-        updated.updated_at = now;
-        if let Err(e) = self.store.update_integration(&updated).await {
+        };
+        // Only the last-sync line changes: settings edited meanwhile are kept.
+        let change = move |i: &mut Integration| {
+            i.last_sync = Some(last_sync.clone());
+            i.updated_at = now;
+        };
+        if let Err(e) = self
+            .store
+            .modify_integration(&integration.id, &change)
+            .await
+        {
             tracing::error!(error = %e, "could not record the failed sync on the integration");
         }
         if checkpoint.roster_chunks > 0
@@ -493,19 +570,20 @@ impl Run<'_> {
     /// roster itself is more likely wrong than the tenant.
     async fn mark_vanished(&mut self, seen: &HashSet<String>) -> Result<(), SyncError> {
         let id = self.integration.id.clone();
-        let mut missing = Vec::new();
+        // Ids only: a roster that came back nearly empty must not fill memory to be refused.
+        let mut missing: Vec<String> = Vec::new();
         let mut known = 0usize;
         for_each_account_page(self.store, &id, |page| {
             for account in page.into_iter().filter(|a| a.vanished_at.is_none()) {
                 known += 1;
                 if !seen.contains(&account.external_id) {
-                    missing.push(account);
+                    missing.push(account.external_id);
                 }
             }
             Ok::<(), SyncError>(())
         })
         .await?;
-        let max_ratio = self.integration.sync.max_vanish_ratio;
+        let max_ratio = self.integration.sync.sanitized().max_vanish_ratio;
         if known > 0 && missing.len() as f64 / known as f64 > max_ratio {
             return Err(SyncError::RosterIncomplete {
                 missing: missing.len(),
@@ -513,13 +591,15 @@ impl Run<'_> {
                 max_percent: max_ratio * 100.0,
             });
         }
-        for batch in missing.chunks_mut(ACCOUNT_BATCH) {
-            for account in batch.iter_mut() {
+        for ids in missing.chunks(ACCOUNT_BATCH) {
+            let mut batch = self.store.get_accounts(&id, ids).await?;
+            for account in &mut batch {
                 account.vanished_at = Some(self.checkpoint.data_as_of);
             }
-            self.store.put_accounts(&id, batch).await?;
+            self.store.put_accounts(&id, &batch).await?;
             self.checkpoint.stats.accounts_vanished += batch.len() as u64;
             self.checkpoint.stats.accounts_written += batch.len() as u64;
+            self.keep_lease().await?;
         }
         Ok(())
     }
@@ -528,9 +608,9 @@ impl Run<'_> {
     /// time; the first sync, or one after a long gap, reads back the backfill window.
     async fn login_window(&self) -> Result<(DateTime<Utc>, DateTime<Utc>), SyncError> {
         let to = self.checkpoint.data_as_of;
-        let backfill_from =
-            to - Duration::days(i64::from(self.integration.sync.event_backfill_days));
-        let overlap = Duration::hours(i64::from(self.integration.sync.event_overlap_hours));
+        let settings = self.integration.sync.sanitized();
+        let backfill_from = to - Duration::days(i64::from(settings.event_backfill_days));
+        let overlap = Duration::hours(i64::from(settings.event_overlap_hours));
         let from = match self.store.get_event_coverage(&self.integration.id).await? {
             Some(c) if c.to >= backfill_from => (c.to - overlap).max(backfill_from),
             _ => backfill_from,
@@ -553,8 +633,9 @@ impl Run<'_> {
             .get_event_coverage(&self.integration.id)
             .await?
             .map(|c| c.to);
-        // Events before the old high-water mark may have been read by the previous sync
-        // (the overlap); remember their ids so a re-read page counts once.
+        // Events before the old high-water mark were probably read by the previous sync (the
+        // overlap). A user's last login is a maximum, so re-reading them changes nothing; their
+        // ids are remembered only so an event seen twice in this invocation counts once.
         let mut overlap_ids: HashSet<String> = HashSet::new();
         let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
         loop {
@@ -578,7 +659,7 @@ impl Run<'_> {
                     .or_insert(login.at);
             }
             position = Some(page.next_position.ok_or_else(|| ProviderError::Malformed {
-                provider: "provider",
+                provider: self.integration.provider.as_str(),
                 detail: "an event page without a next position".to_owned(),
             })?);
             self.checkpoint.phase = SyncPhase::Logins {
@@ -628,6 +709,7 @@ impl Run<'_> {
                 self.checkpoint.stats.accounts_written += changed.len() as u64;
                 self.checkpoint.stats.logins_updated += changed.len() as u64;
             }
+            self.keep_lease().await?;
         }
         latest.clear();
         Ok(())
@@ -721,21 +803,19 @@ impl Run<'_> {
             self.checkpoint.stats.other_items_written += 1;
         }
 
-        // Re-read: a PATCH may have changed settings while the sync ran.
-        let mut integration = self
-            .store
-            .get_integration(&id)
-            .await?
-            .ok_or_else(|| SyncError::NotFound(id.clone()))?;
-        integration.last_sync = Some(SyncSummary {
+        // Only the last-sync line changes: settings edited while the sync ran are kept.
+        let last_sync = SyncSummary {
             sync_id: self.checkpoint.sync_id.clone(),
             started_at: self.checkpoint.started_at,
             finished_at: now,
             succeeded: true,
             error: None,
-        });
-        integration.updated_at = now;
-        self.store.update_integration(&integration).await?;
+        };
+        let change = move |i: &mut Integration| {
+            i.last_sync = Some(last_sync.clone());
+            i.updated_at = now;
+        };
+        let integration = self.store.modify_integration(&id, &change).await?;
         self.checkpoint.stats.other_items_written += 1;
         self.integration = integration;
         if self.checkpoint.roster_chunks > 0 {
@@ -751,24 +831,32 @@ impl Run<'_> {
     async fn hand_over(&mut self) -> Result<SyncRunStatus, SyncError> {
         self.record_provider_requests();
         self.checkpoint.stats.other_items_written += 1;
-        self.renew_lease(self.options.handover_grace).await?;
+        let checkpoint = serde_json::to_value(&self.checkpoint)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode the checkpoint: {e}")))?;
+        let handed_over =
+            handover_owner(&self.checkpoint.sync_id, self.checkpoint.stats.invocations);
+        let expires_at = self.clock.now() + self.options.handover_grace;
+        self.lease = self
+            .store
+            .transfer_lease(&self.lease, &handed_over, expires_at, Some(checkpoint))
+            .await?;
         Ok(SyncRunStatus::Continued)
     }
 
+    /// Extends the lease while work goes on; the saved checkpoint stays as it was.
     async fn keep_lease(&mut self) -> Result<(), SyncError> {
-        let due = self.lease_renewed + self.options.lease_ttl / 3;
-        if self.clock.now() >= due {
-            self.renew_lease(self.options.lease_ttl).await?;
-        }
-        Ok(())
-    }
-
-    async fn renew_lease(&mut self, ttl: Duration) -> Result<(), SyncError> {
         let now = self.clock.now();
-        let checkpoint = serde_json::to_value(&self.checkpoint).ok();
+        if now < self.lease_renewed + self.options.lease_ttl / 3 {
+            return Ok(());
+        }
         self.lease = self
             .store
-            .renew_lease(&self.lease, now, now + ttl, checkpoint)
+            .renew_lease(
+                &self.lease,
+                now,
+                now + self.options.lease_ttl,
+                self.saved_checkpoint.clone(),
+            )
             .await?;
         self.lease_renewed = now;
         Ok(())
@@ -789,6 +877,16 @@ impl Run<'_> {
             stats: self.checkpoint.stats.clone(),
         }
     }
+}
+
+/// The lease owner while a sync waits for the continuation of its `invocation`-th run.
+fn handover_owner(sync_id: &str, invocation: u32) -> String {
+    format!("{sync_id}#handover-{invocation}")
+}
+
+/// The lease owner of one invocation of one sync.
+fn owner(sync_id: &str, invocation: u32) -> String {
+    format!("{sync_id}#{invocation}")
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {

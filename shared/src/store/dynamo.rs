@@ -11,7 +11,7 @@
 //!   without rewriting its checkpoint;
 //! - leases and roster chunks: `ttl` (epoch seconds) so forgotten ones are cleaned up.
 
-use super::embedded::{all_task_kinds, gsi2_cursor, parse_gsi2_cursor};
+use super::embedded::{all_task_kinds, gsi2_cursor, id_changed, parse_gsi2_cursor};
 use super::{Keys, Lease, LeaseKind, Page, Store, StoreError};
 use crate::domain::{
     Account, EventCoverage, Integration, IntegrationId, Provider, Snapshot, TaskKind, TaskRun,
@@ -45,6 +45,9 @@ const BATCH_ATTEMPTS: u32 = 10;
 /// How long a lease or roster chunk outlives its use before TTL may clean it up.
 const LEASE_TTL_GRACE: Duration = Duration::days(1);
 const ROSTER_TTL: Duration = Duration::days(7);
+/// Rounds of read-change-write `modify_integration` tries before giving up. A round only
+/// fails because another write won in between, so this many concurrent writers always settle.
+const MODIFY_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -417,10 +420,7 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_integration(&self, integration: &Integration) -> Result<(), StoreError> {
-        let pk = Keys::integration(&integration.id);
-        let mut integration_item = item(pk, Keys::META, integration)?;
-        integration_item.insert("gsi1pk".into(), s(Keys::INTEGRATIONS_GSI));
-        integration_item.insert("gsi1sk".into(), s(integration.id.as_str()));
+        let integration_item = integration_item(integration)?;
         let claim_pk = Keys::tenant(integration.provider, &integration.tenant_id);
         let claim_item = HashMap::from([
             ("pk".to_owned(), s(&claim_pk)),
@@ -489,14 +489,11 @@ impl Store for DynamoStore {
     }
 
     async fn update_integration(&self, integration: &Integration) -> Result<(), StoreError> {
-        let mut replacement = item(Keys::integration(&integration.id), Keys::META, integration)?;
-        replacement.insert("gsi1pk".into(), s(Keys::INTEGRATIONS_GSI));
-        replacement.insert("gsi1sk".into(), s(integration.id.as_str()));
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(replacement))
+            .set_item(Some(integration_item(integration)?))
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
@@ -507,6 +504,48 @@ impl Store for DynamoStore {
             }
             Err(e) => Err(sdk_err("PutItem", e)),
         }
+    }
+
+    async fn modify_integration(
+        &self,
+        id: &IntegrationId,
+        change: &(dyn for<'i> Fn(&'i mut Integration) + Send + Sync),
+    ) -> Result<Integration, StoreError> {
+        for attempt in 0..MODIFY_ATTEMPTS {
+            if attempt > 0 {
+                conflict_pause().await;
+            }
+            let Some(stored) = self.get(Keys::integration(id), Keys::META).await? else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            let old_data = string_attr(&stored, "data")?.to_owned();
+            let mut integration: Integration = data(&stored)?;
+            change(&mut integration);
+            if integration.id != *id {
+                return Err(id_changed(id));
+            }
+            // Written only if nobody wrote the integration since we read it (if it was
+            // deleted meanwhile, the next round says NotFound).
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(integration_item(&integration)?))
+                .condition_expression("#data = :old_data")
+                .expression_attribute_names("#data", "data")
+                .expression_attribute_values(":old_data", s(old_data))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(integration),
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(sdk_err("PutItem", e)),
+            }
+        }
+        Err(gave_up(format!(
+            "modifying integration {id} kept conflicting with other writes \
+             ({MODIFY_ATTEMPTS} attempts)"
+        )))
     }
 
     async fn tenant_owner(
@@ -782,6 +821,51 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn transfer_lease(
+        &self,
+        lease: &Lease,
+        new_owner: &str,
+        expires_at: DateTime<Utc>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> Result<Lease, StoreError> {
+        let handed_over = Lease {
+            owner: new_owner.to_owned(),
+            expires_at: to_millis(expires_at),
+            checkpoint,
+            ..lease.clone()
+        };
+        const SET: &str = "SET #owner = :new_owner, expires_at = :exp, #ttl = :ttl";
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(Keys::integration(&lease.integration_id)))
+            .key("sk", s(Keys::lease(lease.kind)))
+            // Expired or not: only who holds it counts (a missing item fails too).
+            .condition_expression("#owner = :old_owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#checkpoint", "checkpoint")
+            .expression_attribute_values(":old_owner", s(&lease.owner))
+            .expression_attribute_values(":new_owner", s(new_owner))
+            .expression_attribute_values(":exp", millis(expires_at))
+            .expression_attribute_values(":ttl", lease_ttl(expires_at));
+        let update = match &handed_over.checkpoint {
+            Some(checkpoint) => update
+                .update_expression(format!("{SET}, #checkpoint = :checkpoint"))
+                .expression_attribute_values(":checkpoint", s(checkpoint_json(checkpoint)?)),
+            None => update.update_expression(format!("{SET} REMOVE #checkpoint")),
+        };
+        match update.send().await {
+            Ok(_) => Ok(handed_over),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::LeaseLost {
+                integration_id: lease.integration_id.clone(),
+                kind: lease.kind,
+            }),
+            Err(e) => Err(sdk_err("UpdateItem", e)),
+        }
+    }
+
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let result = self
             .client
@@ -917,6 +1001,14 @@ fn item<T: Serialize + ?Sized>(pk: String, sk: &str, value: &T) -> Result<Item, 
     Ok(item)
 }
 
+/// An integration item, with the `gsi1` attributes that list it.
+fn integration_item(integration: &Integration) -> Result<Item, StoreError> {
+    let mut item = item(Keys::integration(&integration.id), Keys::META, integration)?;
+    item.insert("gsi1pk".into(), s(Keys::INTEGRATIONS_GSI));
+    item.insert("gsi1sk".into(), s(integration.id.as_str()));
+    Ok(item)
+}
+
 fn account_item(id: &IntegrationId, account: &Account) -> Result<Item, StoreError> {
     let mut item = item(
         Keys::integration(id),
@@ -948,11 +1040,14 @@ fn lease_item(lease: &Lease) -> Result<Item, StoreError> {
     item.insert("expires_at".into(), millis(lease.expires_at));
     item.insert("ttl".into(), lease_ttl(lease.expires_at));
     if let Some(checkpoint) = &lease.checkpoint {
-        let json = serde_json::to_string(checkpoint)
-            .map_err(|e| StoreError::backend("cannot encode a checkpoint", e))?;
-        item.insert("checkpoint".into(), s(json));
+        item.insert("checkpoint".into(), s(checkpoint_json(checkpoint)?));
     }
     Ok(item)
+}
+
+fn checkpoint_json(checkpoint: &serde_json::Value) -> Result<String, StoreError> {
+    serde_json::to_string(checkpoint)
+        .map_err(|e| StoreError::backend("cannot encode a checkpoint", e))
 }
 
 fn lease_from_item(id: &IntegrationId, kind: LeaseKind, item: &Item) -> Result<Lease, StoreError> {
@@ -1064,6 +1159,13 @@ fn gave_up(message: String) -> StoreError {
 async fn backoff(attempt: u32) {
     let cap_ms = 50u64.saturating_mul(1 << attempt.min(7)).min(5_000);
     let wait = rand::random_range(cap_ms / 2..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
+/// A short jittered pause before retrying a compare-and-swap another write beat, so
+/// contenders spread out instead of colliding again (5–40 ms).
+async fn conflict_pause() {
+    let wait = rand::random_range(5..=40);
     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
 }
 

@@ -292,6 +292,33 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn modify_integration(
+        &self,
+        id: &IntegrationId,
+        change: &(dyn for<'i> Fn(&'i mut Integration) + Send + Sync),
+    ) -> Result<Integration, StoreError> {
+        // Read, change and write in one write transaction: redb runs one at a time, so no
+        // other write can slip in between. `change` is borrowed, so this transaction runs
+        // on the calling thread (see `write_here`).
+        write_here(&self.db, |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let pk = Keys::integration(id);
+            let item_key = key(&pk, Keys::META);
+            let Some(mut integration) = get_json::<Integration>(&items, &item_key)? else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            change(&mut integration);
+            if integration.id != *id {
+                return Err(id_changed(id));
+            }
+            insert_json(&mut items, &item_key, &integration)?;
+            let mut gsi1 = txn.open_table(GSI1).map_err(redb_err)?;
+            gsi1.insert(gsi1_key(id).as_str(), pk.as_str())
+                .map_err(redb_err)?;
+            Ok(integration)
+        })
+    }
+
     async fn tenant_owner(
         &self,
         provider: Provider,
@@ -567,6 +594,41 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn transfer_lease(
+        &self,
+        lease: &Lease,
+        new_owner: &str,
+        expires_at: DateTime<Utc>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> Result<Lease, StoreError> {
+        let old_owner = lease.owner.clone();
+        let handed_over = Lease {
+            owner: new_owner.to_owned(),
+            expires_at,
+            checkpoint,
+            ..lease.clone()
+        };
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(
+                &Keys::integration(&handed_over.integration_id),
+                &Keys::lease(handed_over.kind),
+            );
+            // Expired or not: only who holds it counts.
+            match get_json::<Lease>(&items, &item_key)? {
+                Some(held) if held.owner == old_owner => {
+                    insert_json(&mut items, &item_key, &handed_over)?;
+                    Ok(handed_over)
+                }
+                _ => Err(StoreError::LeaseLost {
+                    integration_id: handed_over.integration_id,
+                    kind: handed_over.kind,
+                }),
+            }
+        })
+        .await
+    }
+
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
         let item_key = key(
             &Keys::integration(&lease.integration_id),
@@ -811,6 +873,31 @@ fn write_txn<T>(
             txn.abort().map_err(redb_err)?;
             Err(e)
         }
+    }
+}
+
+/// [`write_txn`] on the calling thread, for work that borrows from the caller (so cannot
+/// move to `spawn_blocking`). On a multi-threaded runtime the worker hands its other tasks
+/// off while it blocks; a current-thread runtime simply waits for the (short) transaction.
+fn write_here<T>(
+    db: &Database,
+    work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| write_txn(db, work))
+    } else {
+        write_txn(db, work)
+    }
+}
+
+/// `modify_integration` may change anything but which integration it is.
+pub(crate) fn id_changed(id: &IntegrationId) -> StoreError {
+    StoreError::Backend {
+        message: format!("a modification of integration {id} tried to change its id"),
+        source: None,
     }
 }
 

@@ -115,6 +115,13 @@ pub trait Store: Send + Sync {
     async fn list_integrations(&self) -> Result<Vec<Integration>, StoreError>;
     /// Replaces an existing integration (`NotFound` if it is gone).
     async fn update_integration(&self, integration: &Integration) -> Result<(), StoreError>;
+    /// Applies `change` to the integration as stored now, by compare-and-swap (retried on a
+    /// conflicting write), so a concurrent change to other fields is never lost.
+    async fn modify_integration(
+        &self,
+        id: &IntegrationId,
+        change: &(dyn for<'i> Fn(&'i mut Integration) + Send + Sync),
+    ) -> Result<Integration, StoreError>;
     /// Which integration, if any, has claimed a tenant.
     async fn tenant_owner(
         &self,
@@ -190,6 +197,16 @@ pub trait Store: Send + Sync {
         &self,
         lease: &Lease,
         now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        checkpoint: Option<serde_json::Value>,
+    ) -> Result<Lease, StoreError>;
+    /// Hands our lease to `new_owner` in one conditional write (owner must still be
+    /// `lease.owner`, expired or not), so of two callers holding the same old lease only one
+    /// can take it; the other gets `LeaseLost`. The checkpoint is replaced by `checkpoint`.
+    async fn transfer_lease(
+        &self,
+        lease: &Lease,
+        new_owner: &str,
         expires_at: DateTime<Utc>,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<Lease, StoreError>;

@@ -18,6 +18,7 @@ use seatkeeper_shared::services::{
 };
 use seatkeeper_shared::store::Store;
 use seatkeeper_shared::store::embedded::EmbeddedStore;
+use seatkeeper_shared::trigger::ContinueFrom;
 use seatkeeper_sim::{BoxSim, BoxSimConfig, BoxTenantSpec, SimHandle};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -104,7 +105,7 @@ impl Local {
     pub async fn sync_step(
         &self,
         id: &IntegrationId,
-        continue_sync: Option<&str>,
+        continue_from: Option<&ContinueFrom>,
         deadline: Deadline,
     ) -> Result<SyncRunSummary, SyncError> {
         let sources = ProviderSources {
@@ -118,7 +119,7 @@ impl Local {
             clock: &self.clock,
             options: SyncOptions::default(),
         }
-        .run(id, continue_sync, deadline)
+        .run(id, continue_from, deadline)
         .await
     }
 

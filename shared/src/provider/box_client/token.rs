@@ -18,6 +18,9 @@ use super::{BoxCcgCredentials, PROVIDER, api_error};
 use crate::provider::ProviderError;
 use crate::provider::http::{Call, HttpClient, RetryPolicy, describe_json_error};
 
+/// No token is trusted for longer than a day, whatever the server says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Box's documented default lifetime, used when a token response omits `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -136,9 +139,11 @@ impl TokenSource {
                 provider: PROVIDER,
                 detail: format!("token response: {}", describe_json_error(&err)),
             })?;
+        // Capped: the value comes from the network, and `Instant + Duration` panics on overflow.
         let lifetime = parsed
             .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs)
+            .min(MAX_LIFETIME);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
             expires_in_s = lifetime.as_secs(),
