@@ -77,6 +77,7 @@ fn every_function_in_the_template_is_a_function_crate_of_the_workspace() {
     let members = workspace_members();
     let mut deployed = BTreeSet::new();
     for (id, function) in template.functions() {
+        let id = id.as_str();
         let props = &function["Properties"];
         let code_uri = props["CodeUri"]
             .as_str()
@@ -106,7 +107,7 @@ fn every_function_in_the_template_is_a_function_crate_of_the_workspace() {
             .as_str()
             .unwrap_or(&manifest.package);
         assert!(
-            manifest.binaries().contains(binary),
+            manifest.binaries().iter().any(|b| b == binary),
             "{id}: {relative} builds no binary named {binary} (it builds {:?})",
             manifest.binaries()
         );
@@ -145,6 +146,7 @@ fn every_environment_variable_the_code_reads_is_set_in_the_template() {
     let exceptions: BTreeMap<&str, &str> = NOT_SET_IN_AWS.iter().copied().collect();
 
     for (id, function) in template.functions() {
+        let id = id.as_str();
         let crate_dir = crate_dir(id, function);
         let own = env_vars_read_in(&crate_dir.join("src"));
         let set = template.environment(id);
@@ -217,6 +219,7 @@ fn iam_names_its_actions_and_resources() {
 fn every_function_can_write_its_logs_and_traces() {
     let template = Template::load();
     for (id, function) in template.functions() {
+        let id = id.as_str();
         let props = &function["Properties"];
         let role = props["Role"]
             .as_get_att()
@@ -275,8 +278,11 @@ fn license_sync_invokes_itself_by_the_name_it_is_given() {
     let name = props["FunctionName"]
         .as_sub()
         .unwrap_or_else(|| panic!("{id}: FunctionName should be an explicit !Sub string"));
+    let environment = template.environment(&id);
     assert_eq!(
-        template.environment(&id)["SEATKEEPER_SYNC_FUNCTION"].as_sub(),
+        environment
+            .get("SEATKEEPER_SYNC_FUNCTION")
+            .and_then(Value::as_sub),
         Some(name.clone()),
         "{id}: SEATKEEPER_SYNC_FUNCTION names the function itself"
     );
@@ -334,7 +340,7 @@ fn license_sync_runs_on_a_schedule_and_its_failures_raise_an_alarm() {
 
     let topic_alarms: Vec<&Value> = template
         .resources()
-        .values()
+        .into_values()
         .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
         .filter(|r| r["Properties"]["MetricName"].as_str() == Some("Errors"))
         .filter(|r| {

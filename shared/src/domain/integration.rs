@@ -232,6 +232,12 @@ pub struct Integration {
     pub last_sync: Option<SyncSummary>,
 }
 
+impl Integration {
+    pub fn secret_name_for(id: &IntegrationId) -> String {
+        format!("seatkeeper/integrations/{id}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,11 +260,5 @@ mod tests {
             ..SyncSettings::default()
         };
         assert_eq!(negative.sanitized().max_vanish_ratio, 0.10);
-    }
-}
-
-impl Integration {
-    pub fn secret_name_for(id: &IntegrationId) -> String {
-        format!("seatkeeper/integrations/{id}")
     }
 }

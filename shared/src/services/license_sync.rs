@@ -116,10 +116,17 @@ pub enum SyncPhase {
     Roster {
         cursor: Option<String>,
     },
+    /// The roster was read completely; vanished accounts are decided next.
+    Reconcile,
     Logins {
         read_from: DateTime<Utc>,
         read_to: DateTime<Utc>,
         position: Option<String>,
+    },
+    /// Every login was read; coverage, snapshot and task runs remain.
+    Finish {
+        read_from: DateTime<Utc>,
+        read_to: DateTime<Utc>,
     },
 }
 
@@ -186,6 +193,8 @@ struct Run<'a> {
     /// replayed invocation never starts past unsaved work.
     saved_checkpoint: Option<serde_json::Value>,
     deadline: Deadline,
+    /// Provider pages fetched by this invocation.
+    pages_fetched: u32,
     checkpoint: SyncCheckpoint,
     requests_before: u64,
 }
@@ -249,6 +258,7 @@ impl LicenseSync<'_> {
             lease_renewed: now,
             saved_checkpoint,
             deadline,
+            pages_fetched: 0,
             checkpoint,
         };
         run.checkpoint.stats.invocations += 1;
@@ -439,51 +449,59 @@ fn at(task: TaskKind) -> impl Fn(SyncError) -> RunError {
 
 impl Run<'_> {
     async fn drive(&mut self) -> Result<SyncRunStatus, RunError> {
-        if let SyncPhase::Roster { .. } = self.checkpoint.phase {
-            let started = Instant::now();
-            let step = self.roster().await.map_err(at(TaskKind::ApplicationRoster));
-            self.checkpoint.stats.roster_ms += started.elapsed().as_millis() as u64;
-            if let Step::HandOver = step? {
-                return self
-                    .hand_over()
-                    .await
-                    .map_err(at(TaskKind::ApplicationRoster));
+        loop {
+            let (task, step) = match self.checkpoint.phase.clone() {
+                SyncPhase::Roster { cursor } => {
+                    let started = Instant::now();
+                    let step = self.roster(cursor).await;
+                    self.checkpoint.stats.roster_ms += started.elapsed().as_millis() as u64;
+                    (TaskKind::ApplicationRoster, step)
+                }
+                SyncPhase::Reconcile => {
+                    let step = self.reconcile(None).await;
+                    (TaskKind::ApplicationRoster, step)
+                }
+                SyncPhase::Logins { .. } => {
+                    let started = Instant::now();
+                    let step = self.logins().await;
+                    self.checkpoint.stats.logins_ms += started.elapsed().as_millis() as u64;
+                    (TaskKind::ApplicationAccess, step)
+                }
+                SyncPhase::Finish { read_from, read_to } => {
+                    self.finish(read_from, read_to)
+                        .await
+                        .map_err(at(TaskKind::LicenseInformation))?;
+                    return Ok(SyncRunStatus::Completed);
+                }
+            };
+            // Between phases, as between pages: hand over when the deadline has passed.
+            if let Step::HandOver = step.map_err(at(task))? {
+                return self.hand_over().await.map_err(at(task));
+            }
+            if self.deadline.passed() {
+                return self.hand_over().await.map_err(at(task));
             }
         }
-        let started = Instant::now();
-        let step = self.logins().await.map_err(at(TaskKind::ApplicationAccess));
-        self.checkpoint.stats.logins_ms += started.elapsed().as_millis() as u64;
-        if let Step::HandOver = step? {
-            return self
-                .hand_over()
-                .await
-                .map_err(at(TaskKind::ApplicationAccess));
-        }
-        self.finish()
-            .await
-            .map_err(at(TaskKind::LicenseInformation))?;
-        Ok(SyncRunStatus::Completed)
+    }
+
+    /// How long the next provider page may take: until the deadline, except that the first
+    /// page of an invocation is always awaited, so every invocation makes progress.
+    fn next_fetch_bound(&mut self) -> Option<Instant> {
+        self.pages_fetched += 1;
+        self.deadline.at.filter(|_| self.pages_fetched > 1)
     }
 
     /// Streams the roster, writing only accounts whose content changed.
-    async fn roster(&mut self) -> Result<Step, SyncError> {
-        let id = self.integration.id.clone();
-        let mut seen: HashSet<String> = if self.checkpoint.roster_chunks > 0 {
-            self.store
-                .roster_chunks(&id, &self.checkpoint.sync_id)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashSet::new()
-        };
+    async fn roster(&mut self, mut cursor: Option<String>) -> Result<Step, SyncError> {
+        let mut seen = self.load_seen().await?;
         let mut unsaved: Vec<String> = Vec::new();
-        let mut cursor = match &self.checkpoint.phase {
-            SyncPhase::Roster { cursor } => cursor.clone(),
-            SyncPhase::Logins { .. } => return Ok(Step::Done),
-        };
         loop {
-            let page = self.source.roster_page(cursor.as_deref()).await?;
+            let bound = self.next_fetch_bound();
+            let Some(page) = within(bound, self.source.roster_page(cursor.as_deref())).await?
+            else {
+                self.save_roster_chunks(&unsaved).await?;
+                return Ok(Step::HandOver);
+            };
             self.checkpoint.stats.accounts_read += page.accounts.len() as u64;
             for account in &page.accounts {
                 if seen.insert(account.external_id.clone()) {
@@ -504,6 +522,32 @@ impl Run<'_> {
             }
             self.keep_lease().await?;
         }
+        self.checkpoint.phase = SyncPhase::Reconcile;
+        if self.deadline.passed() {
+            self.save_roster_chunks(&unsaved).await?;
+            return Ok(Step::HandOver);
+        }
+        self.reconcile(Some(seen)).await
+    }
+
+    /// The ids the roster read saw, as saved by earlier invocations of this sync.
+    async fn load_seen(&self) -> Result<HashSet<String>, SyncError> {
+        if self.checkpoint.roster_chunks == 0 {
+            return Ok(HashSet::new());
+        }
+        let ids = self
+            .store
+            .roster_chunks(&self.integration.id, &self.checkpoint.sync_id)
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// After a complete roster: vanished accounts, then the login window.
+    async fn reconcile(&mut self, seen: Option<HashSet<String>>) -> Result<Step, SyncError> {
+        let seen = match seen {
+            Some(seen) => seen,
+            None => self.load_seen().await?,
+        };
         self.mark_vanished(&seen).await?;
         drop(seen);
         let (read_from, read_to) = self.login_window().await?;
@@ -512,9 +556,6 @@ impl Run<'_> {
             read_to,
             position: None,
         };
-        if self.deadline.passed() {
-            return Ok(Step::HandOver);
-        }
         Ok(Step::Done)
     }
 
@@ -639,10 +680,17 @@ impl Run<'_> {
         let mut overlap_ids: HashSet<String> = HashSet::new();
         let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
         loop {
-            let page = self
-                .source
-                .login_page(read_from, read_to, position.as_deref())
-                .await?;
+            let bound = self.next_fetch_bound();
+            let fetched = within(
+                bound,
+                self.source
+                    .login_page(read_from, read_to, position.as_deref()),
+            )
+            .await?;
+            let Some(page) = fetched else {
+                self.apply_logins(&mut latest).await?;
+                return Ok(Step::HandOver);
+            };
             if page.exhausted {
                 break;
             }
@@ -677,6 +725,7 @@ impl Run<'_> {
             self.keep_lease().await?;
         }
         self.apply_logins(&mut latest).await?;
+        self.checkpoint.phase = SyncPhase::Finish { read_from, read_to };
         Ok(Step::Done)
     }
 
@@ -716,18 +765,18 @@ impl Run<'_> {
     }
 
     /// Only now is the read complete: extend the coverage, write the snapshot and task runs.
-    async fn finish(&mut self) -> Result<(), SyncError> {
+    async fn finish(
+        &mut self,
+        read_from: DateTime<Utc>,
+        read_to: DateTime<Utc>,
+    ) -> Result<(), SyncError> {
         let id = self.integration.id.clone();
-        if let SyncPhase::Logins {
-            read_from, read_to, ..
-        } = self.checkpoint.phase
-        {
-            let current = self.store.get_event_coverage(&id).await?;
-            let coverage = EventCoverage::extended(current.as_ref(), read_from, read_to);
-            self.store.put_event_coverage(&id, &coverage).await?;
-            self.checkpoint.stats.other_items_written += 1;
-        }
-        let coverage = self.store.get_event_coverage(&id).await?;
+        // Idempotent: a replayed finish extends the coverage by the same read again.
+        let current = self.store.get_event_coverage(&id).await?;
+        let coverage = EventCoverage::extended(current.as_ref(), read_from, read_to);
+        self.store.put_event_coverage(&id, &coverage).await?;
+        self.checkpoint.stats.other_items_written += 1;
+        let coverage = Some(coverage);
         let declared: Vec<String> = self
             .integration
             .plan
@@ -876,6 +925,21 @@ impl Run<'_> {
             data_as_of: self.checkpoint.data_as_of,
             stats: self.checkpoint.stats.clone(),
         }
+    }
+}
+
+/// A provider call, abandoned (`None`: hand over) if `bound` passes first. A page that was
+/// not received changed nothing, so the checkpoint before it stays consistent.
+async fn within<T>(
+    bound: Option<Instant>,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<Option<T>, SyncError> {
+    match bound {
+        Some(at) => match tokio::time::timeout_at(tokio::time::Instant::from_std(at), call).await {
+            Ok(result) => Ok(Some(result?)),
+            Err(_) => Ok(None),
+        },
+        None => Ok(Some(call.await?)),
     }
 }
 
