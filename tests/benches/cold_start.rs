@@ -14,7 +14,9 @@
 //! under 50 ms and idle RSS under 30 MiB; the process exits with 1 when one is missed.
 //!
 //! Environment: `BENCH_RUNS` (10), `CARGO_TARGET_DIR`, `BENCH_BOOTSTRAP=<path>` (measure one
-//! binary instead of the functions' artifacts).
+//! binary instead of the functions' artifacts), `SSL_CERT_FILE`/`SSL_CERT_DIR` (passed on:
+//! `SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt` loads the roots from one bundle, as on
+//! Lambda's AL2023, instead of one file per certificate as on Debian).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -249,6 +251,13 @@ fn lambda_environment(name: &str, api: &str, binary: &Path) -> Vec<(String, Stri
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    // Where the trust roots are: Lambda's AL2023 keeps them in one bundle file; this
+    // machine's /etc/ssl/certs is a directory of ~300 files, read one by one at start.
+    .chain(
+        ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+    )
     .collect()
 }
 

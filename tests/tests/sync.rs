@@ -277,3 +277,78 @@ async fn syncing_an_unknown_integration_is_a_clear_error() {
     assert_eq!(err.to_string(), "integration no-such-integration not found");
     assert_eq!(sim.stats().total, 0, "nothing was asked of Box");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_box_fails_during_the_login_read_the_roster_task_still_counts_as_done() {
+    let sim = start_sim(BoxSimConfig::new(tenant(12, 1_200))).await;
+    let local = Local::new(&sim);
+    let id = local
+        .connect(Local::connect_request(&sim))
+        .await
+        .expect("connect")
+        .id;
+    // Hand over after every page until the roster and the vanish check are done.
+    let mut step = local
+        .sync_step(&id, None, Deadline::at(Instant::now()))
+        .await
+        .expect("start");
+    while step.stats.login_events_read == 0 {
+        step = local
+            .sync_step(
+                &id,
+                step.continue_from().as_ref(),
+                Deadline::at(Instant::now()),
+            )
+            .await
+            .expect("continuation");
+    }
+    sim.set_faults(Faults {
+        server_error_ratio: 1.0,
+        ..Faults::default()
+    });
+    let err = local
+        .sync_step(&id, step.continue_from().as_ref(), Deadline::none())
+        .await
+        .expect_err("Box is down");
+    assert!(matches!(err, SyncError::Provider(_)), "{err}");
+
+    let roster = local
+        .store
+        .list_task_runs(&id, Some(TaskKind::ApplicationRoster), 1)
+        .await
+        .expect("runs");
+    assert_eq!(
+        roster[0].status,
+        seatkeeper_shared::domain::TaskStatus::Succeeded
+    );
+    assert_eq!(
+        roster[0].counts.get("accounts_read"),
+        Some(&(1_200 + 6 + 1))
+    );
+    let access = local
+        .store
+        .list_task_runs(&id, Some(TaskKind::ApplicationAccess), 1)
+        .await
+        .expect("runs");
+    assert_eq!(
+        access[0].status,
+        seatkeeper_shared::domain::TaskStatus::Failed
+    );
+    assert!(
+        local
+            .store
+            .latest_snapshot(&id)
+            .await
+            .expect("snapshot")
+            .is_none(),
+        "no figures from a failed sync"
+    );
+    assert!(
+        local
+            .store
+            .get_lease(&id, seatkeeper_shared::store::LeaseKind::Sync)
+            .await
+            .expect("lease")
+            .is_none()
+    );
+}

@@ -389,6 +389,22 @@ impl LicenseSync<'_> {
             TaskKind::LicenseInformation,
         ];
         let upstream = ORDER.iter().position(|k| *k == failed).unwrap_or(0);
+        // The roster read completed before a later task failed: it is recorded as done.
+        if upstream > 0 {
+            let mut run = task_run(
+                integration,
+                checkpoint,
+                TaskKind::ApplicationRoster,
+                now,
+                TaskStatus::Succeeded,
+                roster_counts(&checkpoint.stats),
+                None,
+            );
+            run.duration_ms = checkpoint.stats.roster_ms;
+            if let Err(e) = self.store.put_task_run(&run).await {
+                tracing::error!(error = %e, "could not record the roster task run");
+            }
+        }
         for (i, kind) in ORDER.iter().enumerate().skip(upstream) {
             let error = if i == upstream {
                 message.clone()
@@ -804,14 +820,7 @@ impl Run<'_> {
             (
                 TaskKind::ApplicationRoster,
                 stats.roster_ms,
-                counts(&[
-                    ("accounts_read", stats.accounts_read),
-                    (
-                        "accounts_written",
-                        stats.accounts_written - stats.logins_updated,
-                    ),
-                    ("accounts_vanished", stats.accounts_vanished),
-                ]),
+                roster_counts(&stats),
             ),
             (
                 TaskKind::LicenseDifferentiation,
@@ -951,6 +960,17 @@ fn handover_owner(sync_id: &str, invocation: u32) -> String {
 /// The lease owner of one invocation of one sync.
 fn owner(sync_id: &str, invocation: u32) -> String {
     format!("{sync_id}#{invocation}")
+}
+
+fn roster_counts(stats: &SyncStats) -> BTreeMap<String, u64> {
+    counts(&[
+        ("accounts_read", stats.accounts_read),
+        (
+            "accounts_written",
+            stats.accounts_written.saturating_sub(stats.logins_updated),
+        ),
+        ("accounts_vanished", stats.accounts_vanished),
+    ])
 }
 
 fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
