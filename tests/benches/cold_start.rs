@@ -14,9 +14,9 @@
 //! under 50 ms and idle RSS under 30 MiB; the process exits with 1 when one is missed.
 //!
 //! Environment: `BENCH_RUNS` (10), `CARGO_TARGET_DIR`, `BENCH_BOOTSTRAP=<path>` (measure one
-//! binary instead of the functions' artifacts), `SSL_CERT_FILE`/`SSL_CERT_DIR` (passed on:
-//! `SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt` loads the roots from one bundle, as on
-//! Lambda's AL2023, instead of one file per certificate as on Debian).
+//! binary instead of the functions' artifacts), `BENCH_SSL_CERT_FILE=<bundle>` (the binary
+//! loads its trust roots from that one file, as on Lambda's AL2023, instead of this machine's
+//! certificate directory). The binary gets a clean environment: nothing else is passed on.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -61,9 +61,13 @@ fn run() -> BenchResult<bool> {
         Some(path) => vec![("bootstrap".to_owned(), PathBuf::from(path))],
         None => function_artifacts()?,
     };
+    let roots = std::env::var("BENCH_SSL_CERT_FILE").map_or_else(
+        |_| "this machine's default".to_owned(),
+        |f| format!("bundle {f}"),
+    );
     println!(
-        "cold start: {runs} runs per function (after 1 warm-up), Runtime API on 127.0.0.1; \
-         targets: median start < {} ms, idle RSS < {} MiB\n",
+        "cold start: {runs} runs per function (after 1 warm-up), Runtime API on 127.0.0.1, \
+         trust roots: {roots}\ntargets: median start < {} ms, median idle RSS < {} MiB\n",
         TARGET_START.as_millis(),
         TARGET_RSS_KIB / 1024
     );
@@ -251,12 +255,13 @@ fn lambda_environment(name: &str, api: &str, binary: &Path) -> Vec<(String, Stri
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    // Where the trust roots are: Lambda's AL2023 keeps them in one bundle file; this
-    // machine's /etc/ssl/certs is a directory of ~300 files, read one by one at start.
+    // Trust roots: by default the binary finds this machine's (on Debian, /etc/ssl/certs is
+    // a directory of ~300 files, read one by one at start). BENCH_SSL_CERT_FILE points it at
+    // one bundle instead, as Lambda's AL2023 has (/etc/pki/tls/certs/ca-bundle.crt).
     .chain(
-        ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-            .into_iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_owned(), v))),
+        std::env::var("BENCH_SSL_CERT_FILE")
+            .ok()
+            .map(|file| ("SSL_CERT_FILE".to_owned(), file)),
     )
     .collect()
 }

@@ -6,6 +6,8 @@
 //! `cfn-lint` and `sam validate` (run by `infra/check`) check the template against
 //! CloudFormation and SAM; these tests check it against this repository.
 
+use seatkeeper_shared::domain::{Integration, Provider};
+use seatkeeper_shared::store::Keys;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use yaml_serde::{Mapping, Value};
@@ -370,6 +372,66 @@ fn license_sync_runs_on_a_schedule_and_its_failures_raise_an_alarm() {
 }
 
 #[test]
+fn log_metric_filters_match_lines_the_code_logs_and_raise_alarms() {
+    // A filter on a message nobody logs any more would keep its alarm silent for ever.
+    let template = Template::load();
+    let mut sources = String::new();
+    for dir in ["functions", "shared/src"] {
+        for file in rust_files(&repo_root().join(dir)) {
+            sources.push_str(&std::fs::read_to_string(&file).expect("source file"));
+        }
+    }
+    let resources = template.resources();
+    let filters: Vec<(&str, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::MetricFilter"))
+        .map(|(id, r)| (*id, *r))
+        .collect();
+    assert!(
+        !filters.is_empty(),
+        "sync failures are counted from the logs"
+    );
+
+    for (id, filter) in filters {
+        let pattern = text(&filter["Properties"]["FilterPattern"]);
+        for (field, allowed) in [
+            ("$.fields.message = \"", None),
+            (
+                "$.level = \"",
+                Some(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]),
+            ),
+        ] {
+            for (at, _) in pattern.match_indices(field) {
+                let rest = &pattern[at + field.len()..];
+                let value = &rest[..rest.find('"').expect("closing quote")];
+                match allowed {
+                    Some(levels) => assert!(
+                        levels.contains(&value),
+                        "{id}: tracing writes levels as {levels:?}, not {value:?}"
+                    ),
+                    None => assert!(
+                        sources.contains(&format!("\"{value}\"")),
+                        "{id}: no code logs the message {value:?}"
+                    ),
+                }
+            }
+        }
+
+        let transformation = &filter["Properties"]["MetricTransformations"][0];
+        let metric = text(&transformation["MetricName"]);
+        let alarmed = resources.values().any(|r| {
+            r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+                && r["Properties"]["MetricName"].as_str() == Some(metric.as_str())
+                && r["Properties"]["Namespace"] == transformation["MetricNamespace"]
+                && r["Properties"]["AlarmActions"]
+                    .as_sequence()
+                    .is_some_and(|actions| !actions.is_empty())
+        });
+        assert!(alarmed, "{id}: no alarm notifies anyone of {metric}");
+    }
+}
+
+#[test]
 fn the_table_is_the_one_the_dynamodb_adapter_uses() {
     // shared/src/store/dynamo.rs: `pk`/`sk` strings, GSIs gsi1 and gsi2 on
     // (gsi1pk, gsi1sk) and (gsi2pk, gsi2sk), TTL attribute `ttl`.
@@ -434,6 +496,56 @@ fn the_table_is_the_one_the_dynamodb_adapter_uses() {
             ("gsi2".into(), ("gsi2pk".into(), "gsi2sk".into())),
         ])
     );
+}
+
+#[test]
+fn the_readme_recipe_writes_an_integration_the_sync_can_read() {
+    // infra/README.md, "Connect the first integration": the example `integration.json` is what
+    // the jq recipe stores as the item's `data`, under keys it spells out by hand.
+    let readme = std::fs::read_to_string(repo_root().join("infra/README.md")).expect("README");
+    let example = readme
+        .split("```json")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```json block in infra/README.md");
+    let integration: Integration = serde_json::from_str(example)
+        .unwrap_or_else(|e| panic!("the README's integration.json is not an Integration: {e}"));
+    assert_eq!(
+        integration.secret_name,
+        Integration::secret_name_for(&integration.id)
+    );
+    assert_eq!(integration.provider, Provider::Box);
+
+    let recipe = readme
+        .split("transact-write-items")
+        .next()
+        .and_then(|before| before.rsplit("```sh").next())
+        .expect("the jq recipe before `transact-write-items`");
+    let id = integration.id.as_str();
+    let tenant = integration.tenant_id.as_str();
+    // The recipe builds the keys from $id and $tenant; they must be the adapter's.
+    assert_eq!(
+        Keys::integration(&integration.id),
+        format!("INT#{id}"),
+        "recipe: pk of the integration"
+    );
+    assert_eq!(
+        Keys::tenant(Provider::Box, tenant),
+        format!("TENANT#box#{tenant}"),
+        "recipe: pk of the tenant claim"
+    );
+    for piece in [
+        "pk: {S: (\"INT#\" + $id)}",
+        "pk: {S: (\"TENANT#box#\" + $tenant)}",
+        &format!("sk: {{S: \"{}\"}}", Keys::META),
+        &format!("gsi1pk: {{S: \"{}\"}}", Keys::INTEGRATIONS_GSI),
+        "gsi1sk: {S: $id}",
+        "integration_id: {S: $id}",
+        "\"seatkeeper/integrations/$ID\"",
+        "{client_id: $id, client_secret: $secret}",
+    ] {
+        assert!(recipe.contains(piece), "the README recipe lost {piece:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
