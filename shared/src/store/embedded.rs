@@ -68,6 +68,29 @@ struct Gsi2Fields {
 }
 
 impl EmbeddedStore {
+    /// Writes `next` over the lease if `held_by` still holds it (expired or not), in one
+    /// write transaction; `LeaseLost` otherwise.
+    async fn replace_held_lease(&self, held_by: String, next: Lease) -> Result<Lease, StoreError> {
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(
+                &Keys::integration(&next.integration_id),
+                &Keys::lease(next.kind),
+            );
+            match get_json::<Lease>(&items, &item_key)? {
+                Some(held) if held.owner == held_by => {
+                    insert_json(&mut items, &item_key, &next)?;
+                    Ok(next)
+                }
+                _ => Err(StoreError::LeaseLost {
+                    integration_id: next.integration_id,
+                    kind: next.kind,
+                }),
+            }
+        })
+        .await
+    }
+
     /// Opens (or creates) the store file, creating its parent directories.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
@@ -574,24 +597,7 @@ impl Store for EmbeddedStore {
             checkpoint,
             ..lease.clone()
         };
-        self.write(move |txn| {
-            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
-            let item_key = key(
-                &Keys::integration(&renewed.integration_id),
-                &Keys::lease(renewed.kind),
-            );
-            match get_json::<Lease>(&items, &item_key)? {
-                Some(held) if held.owner == renewed.owner => {
-                    insert_json(&mut items, &item_key, &renewed)?;
-                    Ok(renewed)
-                }
-                _ => Err(StoreError::LeaseLost {
-                    integration_id: renewed.integration_id,
-                    kind: renewed.kind,
-                }),
-            }
-        })
-        .await
+        self.replace_held_lease(lease.owner.clone(), renewed).await
     }
 
     async fn transfer_lease(
@@ -601,32 +607,15 @@ impl Store for EmbeddedStore {
         expires_at: DateTime<Utc>,
         checkpoint: Option<serde_json::Value>,
     ) -> Result<Lease, StoreError> {
-        let old_owner = lease.owner.clone();
         let handed_over = Lease {
             owner: new_owner.to_owned(),
             expires_at,
             checkpoint,
             ..lease.clone()
         };
-        self.write(move |txn| {
-            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
-            let item_key = key(
-                &Keys::integration(&handed_over.integration_id),
-                &Keys::lease(handed_over.kind),
-            );
-            // Expired or not: only who holds it counts.
-            match get_json::<Lease>(&items, &item_key)? {
-                Some(held) if held.owner == old_owner => {
-                    insert_json(&mut items, &item_key, &handed_over)?;
-                    Ok(handed_over)
-                }
-                _ => Err(StoreError::LeaseLost {
-                    integration_id: handed_over.integration_id,
-                    kind: handed_over.kind,
-                }),
-            }
-        })
-        .await
+        // Expired or not: only who holds it counts.
+        self.replace_held_lease(lease.owner.clone(), handed_over)
+            .await
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
