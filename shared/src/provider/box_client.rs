@@ -10,6 +10,7 @@
 //! Facts and sources: `shared/reference/box-api.md`.
 
 mod model;
+pub mod oauth;
 mod token;
 
 use std::fmt;

@@ -130,7 +130,7 @@ impl TokenSource {
             })
             .await?;
         if !response.status.is_success() {
-            return Err(token_error(response.status, &response.body));
+            return Err(token_error(response.status, &response.body, "oauth2/token"));
         }
         // Not `HttpResponse::json`: the body holds the token, and the error must not
         // even hint at it; position-only errors are fine.
@@ -172,7 +172,9 @@ fn usable_lifetime(lifetime: Duration, margin: Duration) -> Duration {
 
 /// 400/401 with `{"error","error_description"}` is a refusal of the credentials; anything
 /// else is read as an API error.
-fn token_error(status: StatusCode, body: &[u8]) -> ProviderError {
+/// A token-endpoint failure: OAuth's `{error, error_description}` becomes `Auth`, anything
+/// else Box's usual API error. Shared by the client-credentials and authorization-code flows.
+pub(super) fn token_error(status: StatusCode, body: &[u8], what: &str) -> ProviderError {
     if matches!(status.as_u16(), 400 | 401)
         && let Ok(err) = serde_json::from_slice::<OAuth2Error>(body)
     {
@@ -183,7 +185,7 @@ fn token_error(status: StatusCode, body: &[u8]) -> ProviderError {
         };
     }
     let parsed = serde_json::from_slice::<ClientError>(body).unwrap_or_default();
-    api_error(status, parsed, "oauth2/token")
+    api_error(status, parsed, what)
 }
 
 #[cfg(test)]
@@ -204,6 +206,7 @@ mod tests {
         let err = token_error(
             StatusCode::BAD_REQUEST,
             br#"{"error":"invalid_client","error_description":"The client credentials are invalid."}"#,
+            "oauth2/token",
         );
         match err {
             ProviderError::Auth {
@@ -221,12 +224,13 @@ mod tests {
         let err = token_error(
             StatusCode::FORBIDDEN,
             br#"{"type":"error","status":403,"code":"forbidden","message":"no"}"#,
+            "oauth2/token",
         );
         assert!(
             matches!(err, ProviderError::Forbidden { status: 403, .. }),
             "{err:?}"
         );
-        let err = token_error(StatusCode::BAD_REQUEST, b"<html>");
+        let err = token_error(StatusCode::BAD_REQUEST, b"<html>", "oauth2/token");
         assert!(
             matches!(err, ProviderError::Rejected { status: 400, .. }),
             "{err:?}"
