@@ -14,21 +14,13 @@ use support::{Local, start_sim, tenant};
 async fn a_sync_under_faults_reports_exactly_what_a_clean_sync_does() {
     let clean_sim = start_sim(BoxSimConfig::new(tenant(7, 10_000))).await;
     let clean = Local::new(&clean_sim);
-    let id = clean
-        .connect(Local::connect_request(&clean_sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = clean.connect_sim(&clean_sim).await;
     clean.sync(&id).await.expect("clean sync");
     let expected = clean.report(&id).await;
 
     let faulty_sim = start_sim(BoxSimConfig::new(tenant(7, 10_000))).await;
     let faulty = Local::new(&faulty_sim);
-    let faulty_id = faulty
-        .connect(Local::connect_request(&faulty_sim))
-        .await
-        .expect("connect")
-        .id;
+    let faulty_id = faulty.connect_sim(&faulty_sim).await;
     faulty_sim.set_faults(Faults {
         rate_limit_ratio: 0.10,
         retry_after_secs: 0,
@@ -63,11 +55,7 @@ async fn a_sync_under_faults_reports_exactly_what_a_clean_sync_does() {
 async fn a_second_sync_of_an_unchanged_tenant_writes_no_accounts() {
     let sim = start_sim(BoxSimConfig::new(tenant(3, 2_500))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     let first = local.sync(&id).await.expect("first sync");
     assert!(first.stats.accounts_written >= 2_500);
 
@@ -85,11 +73,7 @@ async fn a_second_sync_of_an_unchanged_tenant_writes_no_accounts() {
 async fn a_new_login_and_a_changed_user_are_picked_up_by_the_next_sync() {
     let sim = start_sim(BoxSimConfig::new(tenant(4, 300))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     local.sync(&id).await.expect("first sync");
     let (_, before) = local.report(&id).await;
     let dormant = before
@@ -131,11 +115,7 @@ async fn a_new_login_and_a_changed_user_are_picked_up_by_the_next_sync() {
 async fn a_cut_short_roster_marks_nothing_vanished_and_keeps_the_previous_figures() {
     let sim = start_sim(BoxSimConfig::new(tenant(5, 2_000))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     local.sync(&id).await.expect("first sync");
     let before = local.report(&id).await;
 
@@ -183,11 +163,7 @@ async fn a_cut_short_roster_marks_nothing_vanished_and_keeps_the_previous_figure
 async fn users_removed_from_the_tenant_are_marked_vanished() {
     let sim = start_sim(BoxSimConfig::new(tenant(6, 400))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     local.sync(&id).await.expect("first sync");
     let (before_summary, before) = local.report(&id).await;
     let gone: Vec<String> = before
@@ -214,21 +190,13 @@ async fn users_removed_from_the_tenant_are_marked_vanished() {
 async fn an_interrupted_sync_continues_from_its_checkpoint_to_the_same_report() {
     let whole_sim = start_sim(BoxSimConfig::new(tenant(8, 3_500))).await;
     let whole = Local::new(&whole_sim);
-    let whole_id = whole
-        .connect(Local::connect_request(&whole_sim))
-        .await
-        .expect("connect")
-        .id;
+    let whole_id = whole.connect_sim(&whole_sim).await;
     whole.sync(&whole_id).await.expect("uninterrupted sync");
     let (mut want_summary, want_rows) = whole.report(&whole_id).await;
 
     let sim = start_sim(BoxSimConfig::new(tenant(8, 3_500))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     // A deadline already passed: every invocation does one page and hands over.
     let mut step = local
         .sync_step(&id, None, Deadline::at(Instant::now()))
@@ -282,26 +250,11 @@ async fn syncing_an_unknown_integration_is_a_clear_error() {
 async fn when_box_fails_during_the_login_read_the_roster_task_still_counts_as_done() {
     let sim = start_sim(BoxSimConfig::new(tenant(12, 1_200))).await;
     let local = Local::new(&sim);
-    let id = local
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = local.connect_sim(&sim).await;
     // Hand over after every page until the roster and the vanish check are done.
-    let mut step = local
-        .sync_step(&id, None, Deadline::at(Instant::now()))
-        .await
-        .expect("start");
-    while step.stats.login_events_read == 0 {
-        step = local
-            .sync_step(
-                &id,
-                step.continue_from().as_ref(),
-                Deadline::at(Instant::now()),
-            )
-            .await
-            .expect("continuation");
-    }
+    let step = local
+        .sync_page_by_page(&id, |step| step.stats.login_events_read > 0)
+        .await;
     sim.set_faults(Faults {
         server_error_ratio: 1.0,
         ..Faults::default()

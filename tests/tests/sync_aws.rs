@@ -3,12 +3,10 @@
 mod support;
 
 use chrono::Duration;
-use seatkeeper_shared::services::Deadline;
 use seatkeeper_shared::services::license_sync::SyncRunStatus;
 use seatkeeper_sim::{BoxSimConfig, Faults};
 use seatkeeper_tests::{Moto, dynamo_store, secrets_manager};
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
 use support::{Local, start_sim, tenant};
 
 static MOTO: LazyLock<Moto> = LazyLock::new(Moto::start);
@@ -26,21 +24,13 @@ async fn aws_local(sim: &seatkeeper_sim::SimHandle) -> Local {
 async fn a_sync_into_dynamodb_reports_what_the_embedded_store_does() {
     let embedded_sim = start_sim(BoxSimConfig::new(tenant(21, 1_500))).await;
     let embedded = Local::new(&embedded_sim);
-    let embedded_id = embedded
-        .connect(Local::connect_request(&embedded_sim))
-        .await
-        .expect("connect")
-        .id;
+    let embedded_id = embedded.connect_sim(&embedded_sim).await;
     embedded.sync(&embedded_id).await.expect("embedded sync");
     let (mut want_summary, want_rows) = embedded.report(&embedded_id).await;
 
     let sim = start_sim(BoxSimConfig::new(tenant(21, 1_500))).await;
     let aws = aws_local(&sim).await;
-    let id = aws
-        .connect(Local::connect_request(&sim))
-        .await
-        .expect("connect")
-        .id;
+    let id = aws.connect_sim(&sim).await;
     sim.set_faults(Faults {
         rate_limit_ratio: 0.05,
         server_error_ratio: 0.05,
@@ -49,20 +39,8 @@ async fn a_sync_into_dynamodb_reports_what_the_embedded_store_does() {
         ..Faults::default()
     });
     // Hand over after every page, so the checkpoint travels through the DynamoDB lease.
-    let mut step = aws
-        .sync_step(&id, None, Deadline::at(Instant::now()))
-        .await
-        .expect("first invocation");
-    while step.status == SyncRunStatus::Continued {
-        step = aws
-            .sync_step(
-                &id,
-                step.continue_from().as_ref(),
-                Deadline::at(Instant::now()),
-            )
-            .await
-            .expect("continuation");
-    }
+    let step = aws.sync_page_by_page(&id, |_| false).await;
+    assert_eq!(step.status, SyncRunStatus::Completed);
     assert!(step.stats.invocations > 2);
 
     let (got_summary, got_rows) = aws.report(&id).await;

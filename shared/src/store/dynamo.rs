@@ -193,10 +193,15 @@ impl DynamoStore {
         sk: &str,
         value: &T,
     ) -> Result<(), StoreError> {
+        self.put_unconditionally(item(pk, sk, value)?).await
+    }
+
+    /// A plain PutItem (no condition): insert or replace.
+    async fn put_unconditionally(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(pk, sk, value)?))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| sdk_err("PutItem", e))?;
@@ -910,14 +915,7 @@ impl Store for DynamoStore {
             &external_ids,
         )?;
         chunk_item.insert("ttl".into(), epoch_seconds(Utc::now() + ROSTER_TTL));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(chunk_item))
-            .send()
-            .await
-            .map_err(|e| sdk_err("PutItem", e))?;
-        Ok(())
+        self.put_unconditionally(chunk_item).await
     }
 
     async fn roster_chunks(

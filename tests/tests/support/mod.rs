@@ -102,6 +102,38 @@ impl Local {
         .await
     }
 
+    /// Connects the simulated tenant with its own credentials; the new integration's id.
+    pub async fn connect_sim(&self, sim: &SimHandle) -> IntegrationId {
+        self.connect(Self::connect_request(sim))
+            .await
+            .expect("connect")
+            .id
+    }
+
+    /// A sync whose deadline has always passed: each invocation reads one page and hands
+    /// over, until the sync completes or `stop` says so.
+    pub async fn sync_page_by_page(
+        &self,
+        id: &IntegrationId,
+        stop: impl Fn(&SyncRunSummary) -> bool,
+    ) -> SyncRunSummary {
+        let mut step = self
+            .sync_step(id, None, Deadline::at(std::time::Instant::now()))
+            .await
+            .expect("first invocation");
+        while step.continue_from().is_some() && !stop(&step) {
+            step = self
+                .sync_step(
+                    id,
+                    step.continue_from().as_ref(),
+                    Deadline::at(std::time::Instant::now()),
+                )
+                .await
+                .expect("continuation");
+        }
+        step
+    }
+
     pub async fn sync_step(
         &self,
         id: &IntegrationId,
