@@ -15,3 +15,10 @@ pub fn box_api_url() -> String {
         .trim_end_matches('/')
         .to_owned()
 }
+
+pub const DEFAULT_BOX_AUTHORIZE_URL: &str = "https://account.box.com/api/oauth2/authorize";
+
+/// `SEATKEEPER_BOX_AUTHORIZE_URL`: Box's authorize page.
+pub fn box_authorize_url() -> String {
+    env_var("SEATKEEPER_BOX_AUTHORIZE_URL").unwrap_or_else(|| DEFAULT_BOX_AUTHORIZE_URL.to_owned())
+}

@@ -143,6 +143,8 @@ fn integration(id: &str, tenant_id: &str) -> Integration {
         created_at: at(2026, 1, 1, 0),
         updated_at: at(2026, 1, 1, 0),
         last_sync: None,
+        reclaim: Default::default(),
+        seat_price: None,
     }
 }
 

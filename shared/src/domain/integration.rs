@@ -91,6 +91,20 @@ pub enum IntegrationStatus {
     NeedsReauth,
     Error,
     Disabled,
+    /// Disconnected by an admin: credentials deleted, tenant released, history kept.
+    Disconnected,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationStatus::Connected => "connected",
+            IntegrationStatus::NeedsReauth => "needs_reauth",
+            IntegrationStatus::Error => "error",
+            IntegrationStatus::Disabled => "disabled",
+            IntegrationStatus::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// The Box subscription plans. Box has no API that tells the plan or the seat count,
@@ -230,11 +244,139 @@ pub struct Integration {
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub last_sync: Option<SyncSummary>,
+    /// Reclaim guard-rails (design §8); a job's policy may only tighten them.
+    #[serde(default)]
+    pub reclaim: ReclaimGuardRails,
+    /// What a seat costs, for `potential_savings`.
+    #[serde(default)]
+    pub seat_price: Option<SeatPrice>,
 }
 
 impl Integration {
     pub fn secret_name_for(id: &IntegrationId) -> String {
         format!("seatkeeper/integrations/{id}")
+    }
+}
+
+/// The integration's reclaim guard-rails (design §8). Stored on the integration; a
+/// reclaim job may only tighten them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReclaimGuardRails {
+    /// Provider logins (e-mail addresses) never acted on, compared case-insensitively.
+    pub excluded_logins: Vec<String>,
+    /// Provider user ids never acted on.
+    pub excluded_user_ids: Vec<String>,
+    /// Provider group ids whose members are never acted on (read live per candidate).
+    pub excluded_group_ids: Vec<String>,
+    /// Jobs with more candidates than this wait for approval; `None` means the default:
+    /// the smaller of 50 and 10 % of the purchased seats.
+    pub approval_threshold: Option<u32>,
+    /// Jobs at or under the threshold start without an approval.
+    pub auto_approve: bool,
+    /// Whether the requester may approve their own job.
+    pub allow_self_approval: bool,
+    /// Accounts created more recently than this are never candidates.
+    pub grace_period_days: u32,
+}
+
+impl Default for ReclaimGuardRails {
+    fn default() -> Self {
+        Self {
+            excluded_logins: Vec::new(),
+            excluded_user_ids: Vec::new(),
+            excluded_group_ids: Vec::new(),
+            approval_threshold: None,
+            auto_approve: false,
+            allow_self_approval: false,
+            grace_period_days: 30,
+        }
+    }
+}
+
+impl ReclaimGuardRails {
+    /// Longest exclusion list an integration keeps (items stay small, design §4).
+    pub const MAX_EXCLUSIONS: usize = 500;
+
+    /// The threshold in force: the configured one, or the smaller of 50 and 10 % of seats.
+    pub fn effective_threshold(&self, purchased_seats: Option<u64>) -> u32 {
+        self.approval_threshold.unwrap_or_else(|| {
+            let tenth = purchased_seats.map_or(50, |s| (s / 10).min(50));
+            u32::try_from(tenth).unwrap_or(50)
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let lists = [
+            ("excluded_logins", &self.excluded_logins),
+            ("excluded_user_ids", &self.excluded_user_ids),
+            ("excluded_group_ids", &self.excluded_group_ids),
+        ];
+        for (field, list) in lists {
+            if list.len() > Self::MAX_EXCLUSIONS {
+                return Err(InvalidInput::new(
+                    field,
+                    format!("at most {} entries", Self::MAX_EXCLUSIONS),
+                ));
+            }
+            if list
+                .iter()
+                .any(|v| v.trim().is_empty() || v.len() > 254 || v.chars().any(char::is_control))
+            {
+                return Err(InvalidInput::new(
+                    field,
+                    "entries must be 1-254 printable characters",
+                ));
+            }
+        }
+        if self.approval_threshold.is_some_and(|t| t > 100_000) {
+            return Err(InvalidInput::new(
+                "approval_threshold",
+                "must be at most 100000",
+            ));
+        }
+        if self.grace_period_days > 3650 {
+            return Err(InvalidInput::new(
+                "grace_period_days",
+                "must be at most 3650",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The price of one seat per month, in minor units of an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatPrice {
+    /// Minor units (cents) per seat per month.
+    pub monthly_minor_units: u64,
+    /// ISO 4217 code, upper case (`USD`).
+    pub currency: String,
+}
+
+impl SeatPrice {
+    pub fn new(monthly_minor_units: u64, currency: &str) -> Result<Self, InvalidInput> {
+        if monthly_minor_units > 100_000_000 {
+            return Err(InvalidInput::new(
+                "price_per_seat",
+                "must be at most 1000000 per month",
+            ));
+        }
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(InvalidInput::new(
+                "currency",
+                "must be a three-letter ISO 4217 code",
+            ));
+        }
+        Ok(Self {
+            monthly_minor_units,
+            currency: currency.to_ascii_uppercase(),
+        })
+    }
+
+    /// What `seats` unused seats cost per month, in minor units.
+    pub fn monthly_cost(&self, seats: u64) -> u64 {
+        self.monthly_minor_units.saturating_mul(seats)
     }
 }
 
@@ -260,5 +402,40 @@ mod tests {
             ..SyncSettings::default()
         };
         assert_eq!(negative.sanitized().max_vanish_ratio, 0.10);
+    }
+
+    #[test]
+    fn default_threshold_is_the_smaller_of_fifty_and_a_tenth_of_seats() {
+        let rails = ReclaimGuardRails::default();
+        assert_eq!(rails.effective_threshold(None), 50);
+        assert_eq!(rails.effective_threshold(Some(200)), 20);
+        assert_eq!(rails.effective_threshold(Some(10_000)), 50);
+        let set = ReclaimGuardRails {
+            approval_threshold: Some(7),
+            ..ReclaimGuardRails::default()
+        };
+        assert_eq!(set.effective_threshold(Some(10_000)), 7);
+    }
+
+    #[test]
+    fn guard_rails_refuse_oversized_or_blank_exclusions() {
+        let blank = ReclaimGuardRails {
+            excluded_logins: vec![" ".into()],
+            ..ReclaimGuardRails::default()
+        };
+        assert_eq!(blank.validate().unwrap_err().field, "excluded_logins");
+        let long = ReclaimGuardRails {
+            excluded_user_ids: vec!["1".into(); ReclaimGuardRails::MAX_EXCLUSIONS + 1],
+            ..ReclaimGuardRails::default()
+        };
+        assert_eq!(long.validate().unwrap_err().field, "excluded_user_ids");
+        assert!(ReclaimGuardRails::default().validate().is_ok());
+    }
+
+    #[test]
+    fn seat_price_checks_the_currency() {
+        assert_eq!(SeatPrice::new(1500, "eur").unwrap().currency, "EUR");
+        assert!(SeatPrice::new(1500, "EURO").is_err());
+        assert_eq!(SeatPrice::new(1500, "USD").unwrap().monthly_cost(3), 4500);
     }
 }

@@ -2,6 +2,7 @@
 //! and the pure rules over them. Nothing here does I/O or knows about AWS or HTTP.
 
 mod account;
+mod audit;
 mod activity;
 mod integration;
 mod seats;
@@ -9,10 +10,11 @@ mod snapshot;
 mod task;
 
 pub use account::{Account, AccountKind};
+pub use audit::{Actor, AuditEntry};
 pub use activity::{EventCoverage, InactiveDays, LoginAge};
 pub use integration::{
-    AuthKind, BoxPlan, Integration, IntegrationId, IntegrationStatus, Provider, SyncSettings,
-    SyncSummary,
+    AuthKind, BoxPlan, Integration, IntegrationId, IntegrationStatus, Provider, ReclaimGuardRails,
+    SeatPrice, SyncSettings, SyncSummary,
 };
 pub use seats::{BoxUserFacts, classify_box_user};
 pub use snapshot::{LicenseTypeCounts, LicenseTypeStats, Seats, Snapshot, SnapshotBuilder};

@@ -5,7 +5,7 @@
 use crate::clock::Clock;
 use crate::domain::{
     AuthKind, BoxPlan, Integration, IntegrationId, IntegrationStatus, InvalidInput, Provider,
-    SyncSettings,
+    ReclaimGuardRails, SyncSettings,
 };
 use crate::provider::ProviderError;
 use crate::provider::box_client::{BoxCcgCredentials, BoxClient, BoxConfig};
@@ -187,6 +187,8 @@ impl Connector<'_> {
             created_at: now,
             updated_at: now,
             last_sync: None,
+            reclaim: ReclaimGuardRails::default(),
+            seat_price: None,
         };
         IntegrationCredentials::client_credentials(request.client_id, request.client_secret)
             .save(self.secrets, &integration.secret_name)

@@ -1,6 +1,7 @@
 //! Services: the behaviour, written against the ports. Functions and the CLI call these.
 
 pub mod connect;
+pub mod context;
 pub mod license_sync;
 pub mod report;
 pub mod sources;
@@ -8,4 +9,5 @@ pub mod sources;
 pub use license_sync::{
     Deadline, LicenseSync, SyncCheckpoint, SyncError, SyncOptions, SyncRunSummary,
 };
+pub use context::ServiceContext;
 pub use sources::{ProviderSources, SourceFactory};
