@@ -433,8 +433,8 @@ fn log_metric_filters_match_lines_the_code_logs_and_raise_alarms() {
 
 #[test]
 fn the_table_is_the_one_the_dynamodb_adapter_uses() {
-    // shared/src/store/dynamo.rs: `pk`/`sk` strings, GSIs gsi1 and gsi2 on
-    // (gsi1pk, gsi1sk) and (gsi2pk, gsi2sk), TTL attribute `ttl`.
+    // shared/src/store/dynamo.rs: `pk`/`sk` strings, GSIs gsi1, gsi2 and gsi3 on
+    // (gsi1pk, gsi1sk), (gsi2pk, gsi2sk) and (gsi3pk, gsi3sk), TTL attribute `ttl`.
     let template = Template::load();
     let tables: Vec<(&str, &Value)> = template
         .resources()
@@ -469,7 +469,9 @@ fn the_table_is_the_one_the_dynamodb_adapter_uses() {
         .flatten()
         .map(|a| (text(&a["AttributeName"]), text(&a["AttributeType"])))
         .collect();
-    for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+    for name in [
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+    ] {
         assert_eq!(
             attributes.get(name).map(String::as_str),
             Some("S"),
@@ -494,6 +496,7 @@ fn the_table_is_the_one_the_dynamodb_adapter_uses() {
         BTreeMap::from([
             ("gsi1".into(), ("gsi1pk".into(), "gsi1sk".into())),
             ("gsi2".into(), ("gsi2pk".into(), "gsi2sk".into())),
+            ("gsi3".into(), ("gsi3pk".into(), "gsi3sk".into())),
         ])
     );
 }

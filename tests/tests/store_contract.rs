@@ -2,62 +2,22 @@
 //! Each case takes the store as a trait object, so both adapters answer the same questions;
 //! `contract_tests!` instantiates every case once per adapter.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use seatkeeper_shared::domain::{
-    Account, AccountKind, AuthKind, BoxPlan, EventCoverage, Integration, IntegrationId,
-    IntegrationStatus, Provider, Snapshot, SnapshotBuilder, SyncSettings, SyncSummary, TaskKind,
-    TaskRun, TaskStatus,
+    Account, AccountKind, Actor, AuditEntry, AuthKind, BoxPlan, EventCoverage, Integration,
+    IntegrationId, IntegrationStatus, Provider, Snapshot, SnapshotBuilder, SyncSettings,
+    SyncSummary, TaskKind, TaskRun, TaskStatus,
 };
-use seatkeeper_shared::store::dynamo::DynamoStore;
 use seatkeeper_shared::store::embedded::EmbeddedStore;
-use seatkeeper_shared::store::{LeaseKind, Page, Store, StoreError};
+use seatkeeper_shared::store::{
+    LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError,
+};
 use seatkeeper_tests::{Moto, dynamo_store};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
 /// One emulator for every DynamoDB case of this binary; each case gets its own table.
 static MOTO: LazyLock<Moto> = LazyLock::new(Moto::start);
-
-/// What the suite needs beyond the `Store` trait: the adapters' inherent GSI2 query.
-#[async_trait]
-trait ContractStore: Store {
-    async fn by_license_type(
-        &self,
-        id: &IntegrationId,
-        license_type: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Account>, StoreError>;
-}
-
-#[async_trait]
-impl ContractStore for EmbeddedStore {
-    async fn by_license_type(
-        &self,
-        id: &IntegrationId,
-        license_type: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Account>, StoreError> {
-        self.accounts_by_license_type(id, license_type, cursor, limit)
-            .await
-    }
-}
-
-#[async_trait]
-impl ContractStore for DynamoStore {
-    async fn by_license_type(
-        &self,
-        id: &IntegrationId,
-        license_type: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Account>, StoreError> {
-        self.accounts_by_license_type(id, license_type, cursor, limit)
-            .await
-    }
-}
 
 macro_rules! contract_tests {
     ($adapter:ident, $make:expr) => {
@@ -76,6 +36,12 @@ macro_rules! contract_tests {
             accounts_of_one_integration_are_invisible_to_another,
             accounts_by_license_type_are_listed_oldest_login_first,
             accounts_by_license_type_follow_changes,
+            accounts_by_license_type_with_a_login_bound_leave_out_recent_logins,
+            accounts_by_kind_are_listed_in_pages_in_external_id_order,
+            accounts_by_kind_follow_changes,
+            disconnect_releases_the_claim_and_keeps_the_integration,
+            disconnect_never_releases_another_integrations_claim,
+            disconnect_of_a_missing_integration_is_not_found,
             event_coverage_round_trips,
             snapshot_of_the_same_day_is_replaced,
             snapshots_are_listed_by_date_range,
@@ -92,6 +58,15 @@ macro_rules! contract_tests {
             lease_kinds_are_independent,
             checkpoint_json_round_trips,
             roster_chunks_are_read_in_order_and_deleted,
+            one_time_item_round_trips,
+            replayed_one_time_item_is_missing,
+            expired_one_time_item_is_never_taken,
+            only_one_of_two_concurrent_takes_gets_the_item,
+            putting_an_existing_one_time_key_is_refused,
+            one_time_keys_must_be_digests,
+            audit_is_listed_newest_first_in_pages,
+            audit_of_one_integration_is_invisible_to_another,
+            garbage_and_foreign_cursors_are_bad_cursors,
         ]);
     };
     (@cases $adapter:ident, $make:expr, [$($case:ident),* $(,)?]) => {
@@ -201,16 +176,27 @@ fn ids(accounts: &[Account]) -> Vec<&str> {
 
 /// Every account of one license type, following the cursor.
 async fn all_by_license_type(
-    store: &dyn ContractStore,
+    store: &dyn Store,
     id: &IntegrationId,
     license_type: &str,
+    limit: usize,
+) -> Vec<String> {
+    all_by_license_type_before(store, id, license_type, None, limit).await
+}
+
+/// Every account of one license type whose last login is before `before` (or missing).
+async fn all_by_license_type_before(
+    store: &dyn Store,
+    id: &IntegrationId,
+    license_type: &str,
+    before: Option<DateTime<Utc>>,
     limit: usize,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = store
-            .by_license_type(id, license_type, cursor.as_deref(), limit)
+            .accounts_by_license_type(id, license_type, before, cursor.as_deref(), limit)
             .await
             .expect("by license type");
         assert!(page.items.len() <= limit);
@@ -222,12 +208,93 @@ async fn all_by_license_type(
     }
 }
 
+/// Every account of one kind, following the cursor.
+async fn all_by_kind(
+    store: &dyn Store,
+    id: &IntegrationId,
+    kind: AccountKind,
+    limit: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .accounts_by_kind(id, kind, cursor.as_deref(), limit)
+            .await
+            .expect("by kind");
+        assert!(page.items.len() <= limit);
+        out.extend(page.items.into_iter().map(|a| a.external_id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// The whole audit trail, following the cursor; also returns the page sizes.
+async fn all_audit(
+    store: &dyn Store,
+    id: &IntegrationId,
+    limit: usize,
+) -> (Vec<AuditEntry>, Vec<usize>) {
+    let mut entries = Vec::new();
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_audit(id, cursor.as_deref(), limit)
+            .await
+            .expect("list audit");
+        pages.push(page.items.len());
+        entries.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (entries, pages),
+        }
+    }
+}
+
+/// A stand-in for the hex SHA-256 digest callers compute from a bearer value.
+fn digest(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+fn one_time(kind: OneTimeKind, n: u64, expires_at: DateTime<Utc>) -> OneTimeItem {
+    OneTimeItem {
+        kind,
+        key: digest(n),
+        expires_at,
+        payload: serde_json::json!({"provider": "box", "n": n, "nested": {"list": [1, 2]}}),
+    }
+}
+
+fn audit_entry(id: &IntegrationId, at: DateTime<Utc>, action: &str) -> AuditEntry {
+    AuditEntry::new(
+        id.clone(),
+        at,
+        Actor::Iam {
+            arn: "arn:aws:iam::123456789012:user/admin".into(),
+        },
+        action,
+    )
+    .with_target("42")
+    .with_detail(serde_json::json!({"seats": 3}))
+}
+
+fn next_cursor<T>(page: Page<T>) -> String {
+    page.next.expect("a second page")
+}
+
+fn is_bad_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::BadCursor(_)))
+}
+
 mod cases {
     use super::*;
 
     // Integrations ---------------------------------------------------------------------
 
-    pub async fn integration_round_trips_and_is_listed(store: &dyn ContractStore) {
+    pub async fn integration_round_trips_and_is_listed(store: &dyn Store) {
         let a = integration("acme", "111");
         let b = integration("globex", "222");
         store.create_integration(&a).await.expect("create a");
@@ -272,7 +339,7 @@ mod cases {
         assert_eq!(store.list_integrations().await.expect("list").len(), 2);
     }
 
-    pub async fn second_integration_for_same_tenant_is_refused(store: &dyn ContractStore) {
+    pub async fn second_integration_for_same_tenant_is_refused(store: &dyn Store) {
         let first = integration("first", "4242");
         store.create_integration(&first).await.expect("create");
 
@@ -304,9 +371,7 @@ mod cases {
         );
     }
 
-    pub async fn same_tenant_id_of_another_provider_is_a_different_tenant(
-        store: &dyn ContractStore,
-    ) {
+    pub async fn same_tenant_id_of_another_provider_is_a_different_tenant(store: &dyn Store) {
         store
             .create_integration(&integration("box-one", "777"))
             .await
@@ -328,7 +393,7 @@ mod cases {
         );
     }
 
-    pub async fn creating_an_existing_integration_again_is_refused(store: &dyn ContractStore) {
+    pub async fn creating_an_existing_integration_again_is_refused(store: &dyn Store) {
         let original = integration("acme", "111");
         store.create_integration(&original).await.expect("create");
 
@@ -351,7 +416,7 @@ mod cases {
         );
     }
 
-    pub async fn updating_a_missing_integration_is_not_found(store: &dyn ContractStore) {
+    pub async fn updating_a_missing_integration_is_not_found(store: &dyn Store) {
         let ghost = integration("ghost", "1");
         match store.update_integration(&ghost).await {
             Err(StoreError::NotFound(id)) => assert_eq!(id, ghost.id),
@@ -360,7 +425,7 @@ mod cases {
         assert_eq!(store.get_integration(&ghost.id).await.expect("get"), None);
     }
 
-    pub async fn modify_integration_changes_only_what_it_is_told(store: &dyn ContractStore) {
+    pub async fn modify_integration_changes_only_what_it_is_told(store: &dyn Store) {
         let original = integration("acme", "111");
         store.create_integration(&original).await.expect("create");
 
@@ -394,7 +459,7 @@ mod cases {
         );
     }
 
-    pub async fn modify_of_a_missing_integration_is_not_found(store: &dyn ContractStore) {
+    pub async fn modify_of_a_missing_integration_is_not_found(store: &dyn Store) {
         let ghost = iid("ghost");
         match store
             .modify_integration(&ghost, &|i: &mut Integration| i.enabled = false)
@@ -407,7 +472,7 @@ mod cases {
         assert!(store.list_integrations().await.expect("list").is_empty());
     }
 
-    pub async fn concurrent_modifications_are_all_kept(store: &dyn ContractStore) {
+    pub async fn concurrent_modifications_are_all_kept(store: &dyn Store) {
         let original = Integration {
             purchased_seats: Some(0),
             ..integration("acme", "111")
@@ -434,7 +499,7 @@ mod cases {
 
     // Accounts -------------------------------------------------------------------------
 
-    pub async fn accounts_are_listed_in_pages_each_seen_once_in_order(store: &dyn ContractStore) {
+    pub async fn accounts_are_listed_in_pages_each_seen_once_in_order(store: &dyn Store) {
         let id = iid("acme");
         // Written in reverse so the order of the listing comes from the store.
         let accounts: Vec<Account> = (0..250)
@@ -463,7 +528,7 @@ mod cases {
         assert_eq!(seen, expected);
     }
 
-    pub async fn get_accounts_returns_only_known_accounts(store: &dyn ContractStore) {
+    pub async fn get_accounts_returns_only_known_accounts(store: &dyn Store) {
         let id = iid("acme");
         let accounts: Vec<Account> = (0..150)
             .map(|n| account(&format!("u{n:04}"), Some("Business"), None))
@@ -494,7 +559,7 @@ mod cases {
         );
     }
 
-    pub async fn put_accounts_replaces_stored_accounts(store: &dyn ContractStore) {
+    pub async fn put_accounts_replaces_stored_accounts(store: &dyn Store) {
         let id = iid("acme");
         store
             .put_accounts(&id, &[account("1", Some("Business"), None)])
@@ -520,7 +585,7 @@ mod cases {
         assert_eq!(page.next, None);
     }
 
-    pub async fn accounts_of_one_integration_are_invisible_to_another(store: &dyn ContractStore) {
+    pub async fn accounts_of_one_integration_are_invisible_to_another(store: &dyn Store) {
         let acme = iid("acme");
         let acme2 = iid("acme-2");
         store
@@ -546,7 +611,7 @@ mod cases {
         );
     }
 
-    pub async fn accounts_by_license_type_are_listed_oldest_login_first(store: &dyn ContractStore) {
+    pub async fn accounts_by_license_type_are_listed_oldest_login_first(store: &dyn Store) {
         let id = iid("acme");
         let mut vanished = account("v", Some("Business"), None);
         vanished.vanished_at = Some(at(2026, 3, 2, 0));
@@ -589,13 +654,13 @@ mod cases {
         );
 
         let page = store
-            .by_license_type(&id, "Business", None, 4)
+            .accounts_by_license_type(&id, "Business", None, None, 4)
             .await
             .expect("page");
         assert_eq!(page.items[0], accounts[1], "whole accounts are returned");
     }
 
-    pub async fn accounts_by_license_type_follow_changes(store: &dyn ContractStore) {
+    pub async fn accounts_by_license_type_follow_changes(store: &dyn Store) {
         let id = iid("acme");
         let a = account("a", Some("Business"), Some(at(2026, 1, 1, 0)));
         let b = account("b", Some("Business"), Some(at(2026, 2, 1, 0)));
@@ -642,7 +707,7 @@ mod cases {
 
     // Coverage and snapshots -------------------------------------------------------------
 
-    pub async fn event_coverage_round_trips(store: &dyn ContractStore) {
+    pub async fn event_coverage_round_trips(store: &dyn Store) {
         let id = iid("acme");
         assert_eq!(store.get_event_coverage(&id).await.expect("get"), None);
         let first = EventCoverage {
@@ -667,7 +732,7 @@ mod cases {
         );
     }
 
-    pub async fn snapshot_of_the_same_day_is_replaced(store: &dyn ContractStore) {
+    pub async fn snapshot_of_the_same_day_is_replaced(store: &dyn Store) {
         let id = iid("acme");
         assert_eq!(store.latest_snapshot(&id).await.expect("latest"), None);
         let morning = snapshot(&id, at(2026, 11, 1, 6), "morning");
@@ -684,7 +749,7 @@ mod cases {
         );
     }
 
-    pub async fn snapshots_are_listed_by_date_range(store: &dyn ContractStore) {
+    pub async fn snapshots_are_listed_by_date_range(store: &dyn Store) {
         let id = iid("acme");
         let days: Vec<Snapshot> = [1, 2, 3, 10, 31]
             .into_iter()
@@ -732,7 +797,7 @@ mod cases {
 
     // Task runs --------------------------------------------------------------------------
 
-    pub async fn task_runs_are_listed_newest_first(store: &dyn ContractStore) {
+    pub async fn task_runs_are_listed_newest_first(store: &dyn Store) {
         let id = iid("acme");
         let kinds = [
             TaskKind::ApplicationRoster,
@@ -769,7 +834,7 @@ mod cases {
         );
     }
 
-    pub async fn task_runs_are_filtered_by_kind(store: &dyn ContractStore) {
+    pub async fn task_runs_are_filtered_by_kind(store: &dyn Store) {
         let id = iid("acme");
         let roster: Vec<TaskRun> = (1..=4)
             .map(|d| task_run(&id, TaskKind::ApplicationRoster, at(2026, 11, d, 3)))
@@ -804,7 +869,7 @@ mod cases {
 
     // Leases -----------------------------------------------------------------------------
 
-    pub async fn lease_is_refused_to_a_second_owner_while_held(store: &dyn ContractStore) {
+    pub async fn lease_is_refused_to_a_second_owner_while_held(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let until = now + Duration::minutes(15);
@@ -846,9 +911,7 @@ mod cases {
         );
     }
 
-    pub async fn same_owner_reacquires_its_lease_and_keeps_the_checkpoint(
-        store: &dyn ContractStore,
-    ) {
+    pub async fn same_owner_reacquires_its_lease_and_keeps_the_checkpoint(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
@@ -893,7 +956,7 @@ mod cases {
         );
     }
 
-    pub async fn expired_lease_is_taken_over(store: &dyn ContractStore) {
+    pub async fn expired_lease_is_taken_over(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let until = now + Duration::minutes(15);
@@ -930,7 +993,7 @@ mod cases {
         }
     }
 
-    pub async fn renew_by_a_non_owner_is_lease_lost(store: &dyn ContractStore) {
+    pub async fn renew_by_a_non_owner_is_lease_lost(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
@@ -996,7 +1059,7 @@ mod cases {
         );
     }
 
-    pub async fn release_by_a_non_owner_leaves_the_lease(store: &dyn ContractStore) {
+    pub async fn release_by_a_non_owner_leaves_the_lease(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
@@ -1045,7 +1108,7 @@ mod cases {
             .expect("acquire after release");
     }
 
-    pub async fn only_one_of_two_holders_can_take_a_handed_over_lease(store: &dyn ContractStore) {
+    pub async fn only_one_of_two_holders_can_take_a_handed_over_lease(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
@@ -1095,7 +1158,7 @@ mod cases {
             .expect("B renews");
     }
 
-    pub async fn an_expired_lease_can_still_be_handed_over_by_its_owner(store: &dyn ContractStore) {
+    pub async fn an_expired_lease_can_still_be_handed_over_by_its_owner(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let until = now + Duration::minutes(15);
@@ -1123,7 +1186,7 @@ mod cases {
         );
     }
 
-    pub async fn transfer_by_a_non_owner_is_lease_lost(store: &dyn ContractStore) {
+    pub async fn transfer_by_a_non_owner_is_lease_lost(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let until = now + Duration::minutes(15);
@@ -1156,7 +1219,7 @@ mod cases {
         );
     }
 
-    pub async fn lease_kinds_are_independent(store: &dyn ContractStore) {
+    pub async fn lease_kinds_are_independent(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let until = now + Duration::minutes(5);
@@ -1179,7 +1242,7 @@ mod cases {
         assert_eq!(token.kind, LeaseKind::Token);
     }
 
-    pub async fn checkpoint_json_round_trips(store: &dyn ContractStore) {
+    pub async fn checkpoint_json_round_trips(store: &dyn Store) {
         let id = iid("acme");
         let now = at(2026, 11, 1, 3);
         let lease = store
@@ -1235,7 +1298,7 @@ mod cases {
 
     // Roster chunks ----------------------------------------------------------------------
 
-    pub async fn roster_chunks_are_read_in_order_and_deleted(store: &dyn ContractStore) {
+    pub async fn roster_chunks_are_read_in_order_and_deleted(store: &dyn Store) {
         let id = iid("acme");
         let chunk = |range: std::ops::Range<u32>| -> Vec<String> {
             range.map(|n| format!("user-{n}")).collect()
@@ -1317,5 +1380,661 @@ mod cases {
             .delete_roster_chunks(&id, "sync-1")
             .await
             .expect("deleting again is fine");
+    }
+
+    // Account indexes: login bound, kind -----------------------------------------------
+
+    pub async fn accounts_by_license_type_with_a_login_bound_leave_out_recent_logins(
+        store: &dyn Store,
+    ) {
+        let id = iid("acme");
+        let bound = at(2026, 2, 1, 0);
+        let mut vanished = account("vanished-never", Some("Business"), None);
+        vanished.vanished_at = Some(at(2026, 1, 5, 0));
+        let accounts = vec![
+            account("never-1", Some("Business"), None),
+            account("never-2", Some("Business"), None),
+            account("old", Some("Business"), Some(at(2025, 6, 1, 8))),
+            account("middle", Some("Business"), Some(at(2026, 1, 15, 8))),
+            account(
+                "just-before",
+                Some("Business"),
+                Some(bound - Duration::seconds(1)),
+            ),
+            account("at-bound", Some("Business"), Some(bound)),
+            account("recent", Some("Business"), Some(at(2026, 3, 1, 8))),
+            account("plus-old", Some("Business Plus"), Some(at(2020, 1, 1, 0))),
+            vanished,
+        ];
+        store.put_accounts(&id, &accounts).await.expect("put");
+
+        let expected = vec!["never-1", "never-2", "old", "middle", "just-before"];
+        for limit in [100, 2, 1] {
+            assert_eq!(
+                all_by_license_type_before(store, &id, "Business", Some(bound), limit).await,
+                expected,
+                "pages of {limit}"
+            );
+        }
+        // Without a bound, the newer ones follow in the same order.
+        assert_eq!(
+            all_by_license_type(store, &id, "Business", 3).await,
+            vec![
+                "never-1",
+                "never-2",
+                "old",
+                "middle",
+                "just-before",
+                "at-bound",
+                "recent"
+            ]
+        );
+        // A bound before every login leaves only the never-logged-in.
+        assert_eq!(
+            all_by_license_type_before(store, &id, "Business", Some(at(2000, 1, 1, 0)), 1).await,
+            vec!["never-1", "never-2"]
+        );
+        // The bound never lets another license type in.
+        assert_eq!(
+            all_by_license_type_before(store, &id, "Business Plus", Some(bound), 10).await,
+            vec!["plus-old"]
+        );
+        // The last page of a bounded listing says so itself.
+        let page = store
+            .accounts_by_license_type(&id, "Business", Some(bound), None, 5)
+            .await
+            .expect("page");
+        assert_eq!(page.items.len(), 5);
+        assert_eq!(page.next, None);
+    }
+
+    pub async fn accounts_by_kind_are_listed_in_pages_in_external_id_order(store: &dyn Store) {
+        let id = iid("acme");
+        // Written in reverse so the order comes from the store; kinds interleaved.
+        let mut accounts: Vec<Account> = (0..25)
+            .rev()
+            .map(|n| account(&format!("h{n:03}"), Some("Business"), None))
+            .collect();
+        for n in 0..3 {
+            accounts.push(Account {
+                kind: AccountKind::App,
+                ..account(&format!("a{n}"), None, None)
+            });
+        }
+        accounts.push(Account {
+            kind: AccountKind::Service,
+            ..account("AutomationUser_1", None, None)
+        });
+        store.put_accounts(&id, &accounts).await.expect("put");
+        store
+            .put_accounts(&iid("acme-2"), &[account("other", Some("Business"), None)])
+            .await
+            .expect("put other");
+
+        let humans: Vec<String> = (0..25).map(|n| format!("h{n:03}")).collect();
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::Human, 10).await,
+            humans
+        );
+        assert_eq!(all_by_kind(store, &id, AccountKind::Human, 1).await, humans);
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::App, 2).await,
+            vec!["a0", "a1", "a2"]
+        );
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::Service, 10).await,
+            vec!["AutomationUser_1"]
+        );
+        assert!(
+            all_by_kind(store, &id, AccountKind::External, 10)
+                .await
+                .is_empty()
+        );
+
+        let page = store
+            .accounts_by_kind(&id, AccountKind::Human, None, 25)
+            .await
+            .expect("page");
+        assert_eq!(page.items.len(), 25);
+        assert_eq!(page.next, None, "the last page says so itself");
+        assert_eq!(page.items[0], accounts[24], "whole accounts are returned");
+    }
+
+    pub async fn accounts_by_kind_follow_changes(store: &dyn Store) {
+        let id = iid("acme");
+        let a = account("a", Some("Business"), None);
+        let b = account("b", Some("Business"), None);
+        let c = account("c", Some("Business"), None);
+        store
+            .put_accounts(&id, &[a.clone(), b.clone(), c.clone()])
+            .await
+            .expect("put");
+
+        // b turns out to be a service account, c vanishes.
+        let b2 = Account {
+            kind: AccountKind::Service,
+            license_type: None,
+            ..b.clone()
+        };
+        let mut c2 = c.clone();
+        c2.vanished_at = Some(at(2026, 4, 2, 0));
+        store
+            .put_accounts(&id, &[b2, c2])
+            .await
+            .expect("put changes");
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::Human, 10).await,
+            vec!["a"]
+        );
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::Service, 10).await,
+            vec!["b"]
+        );
+
+        // c comes back; b is a human again.
+        store.put_accounts(&id, &[c, b]).await.expect("put again");
+        assert_eq!(
+            all_by_kind(store, &id, AccountKind::Human, 10).await,
+            vec!["a", "b", "c"]
+        );
+        assert!(
+            all_by_kind(store, &id, AccountKind::Service, 10)
+                .await
+                .is_empty()
+        );
+    }
+
+    // Disconnect -------------------------------------------------------------------------
+
+    pub async fn disconnect_releases_the_claim_and_keeps_the_integration(store: &dyn Store) {
+        let original = integration("acme", "111");
+        store.create_integration(&original).await.expect("create");
+        let now = at(2026, 5, 1, 12);
+
+        let disconnected = store
+            .disconnect_integration(&original.id, now)
+            .await
+            .expect("disconnect");
+        let expected = Integration {
+            status: IntegrationStatus::Disconnected,
+            enabled: false,
+            updated_at: now,
+            ..original.clone()
+        };
+        assert_eq!(disconnected, expected);
+        assert_eq!(
+            store.get_integration(&original.id).await.expect("get"),
+            Some(expected.clone()),
+            "the history stays readable"
+        );
+        assert_eq!(
+            store.list_integrations().await.expect("list"),
+            vec![expected.clone()]
+        );
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "111")
+                .await
+                .expect("owner"),
+            None
+        );
+
+        // Disconnecting again changes nothing.
+        let again = store
+            .disconnect_integration(&original.id, at(2026, 5, 2, 0))
+            .await
+            .expect("disconnect again");
+        assert_eq!(again, expected);
+        assert_eq!(
+            store.get_integration(&original.id).await.expect("get"),
+            Some(expected)
+        );
+
+        // The tenant can be connected again, by a new integration.
+        let successor = integration("acme-new", "111");
+        store
+            .create_integration(&successor)
+            .await
+            .expect("the released tenant can be claimed");
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "111")
+                .await
+                .expect("owner"),
+            Some(successor.id)
+        );
+    }
+
+    pub async fn disconnect_never_releases_another_integrations_claim(store: &dyn Store) {
+        let old = integration("acme", "111");
+        store.create_integration(&old).await.expect("create");
+        store
+            .disconnect_integration(&old.id, at(2026, 5, 1, 0))
+            .await
+            .expect("disconnect");
+        let successor = integration("acme-new", "111");
+        store.create_integration(&successor).await.expect("reclaim");
+        let bystander = integration("globex", "222");
+        store.create_integration(&bystander).await.expect("create");
+
+        // The old integration disconnected once more: the tenant is the successor's now.
+        store
+            .disconnect_integration(&old.id, at(2026, 5, 3, 0))
+            .await
+            .expect("disconnect again");
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "111")
+                .await
+                .expect("owner"),
+            Some(successor.id.clone())
+        );
+        assert_eq!(
+            store
+                .tenant_owner(Provider::Box, "222")
+                .await
+                .expect("owner"),
+            Some(bystander.id.clone())
+        );
+        // A third integration for the tenant is still refused.
+        match store
+            .create_integration(&integration("acme-third", "111"))
+            .await
+        {
+            Err(StoreError::TenantClaimed { integration_id, .. }) => {
+                assert_eq!(integration_id, "acme-new");
+            }
+            other => panic!("expected TenantClaimed, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_integration(&successor.id).await.expect("get"),
+            Some(successor)
+        );
+    }
+
+    pub async fn disconnect_of_a_missing_integration_is_not_found(store: &dyn Store) {
+        let ghost = iid("ghost");
+        match store
+            .disconnect_integration(&ghost, at(2026, 5, 1, 0))
+            .await
+        {
+            Err(StoreError::NotFound(id)) => assert_eq!(id, ghost),
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert_eq!(store.get_integration(&ghost).await.expect("get"), None);
+    }
+
+    // One-time items ---------------------------------------------------------------------
+
+    pub async fn one_time_item_round_trips(store: &dyn Store) {
+        let now = Utc::now();
+        let ticket = one_time(OneTimeKind::OAuthTicket, 1, now + Duration::minutes(10));
+        let state = one_time(OneTimeKind::OAuthState, 2, now + Duration::minutes(10));
+        store.put_one_time(&ticket).await.expect("put ticket");
+        store.put_one_time(&state).await.expect("put state");
+
+        // A ticket never answers for a state of the same key, nor the other way round.
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthState, &ticket.key, now)
+                .await
+                .expect("take"),
+            OneTimeTake::Missing
+        );
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthTicket, &ticket.key, now)
+                .await
+                .expect("take"),
+            OneTimeTake::Taken(ticket)
+        );
+        // Taken a millisecond before it expires.
+        assert_eq!(
+            store
+                .take_one_time(
+                    OneTimeKind::OAuthState,
+                    &state.key,
+                    state.expires_at - Duration::milliseconds(1)
+                )
+                .await
+                .expect("take"),
+            OneTimeTake::Taken(state)
+        );
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthTicket, &digest(3), now)
+                .await
+                .expect("take"),
+            OneTimeTake::Missing
+        );
+    }
+
+    pub async fn replayed_one_time_item_is_missing(store: &dyn Store) {
+        let now = Utc::now();
+        let state = one_time(OneTimeKind::OAuthState, 1, now + Duration::minutes(10));
+        store.put_one_time(&state).await.expect("put");
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthState, &state.key, now)
+                .await
+                .expect("take"),
+            OneTimeTake::Taken(state.clone())
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                store
+                    .take_one_time(OneTimeKind::OAuthState, &state.key, now)
+                    .await
+                    .expect("replay"),
+                OneTimeTake::Missing
+            );
+        }
+    }
+
+    pub async fn expired_one_time_item_is_never_taken(store: &dyn Store) {
+        let now = Utc::now();
+        let expired = one_time(OneTimeKind::OAuthState, 1, now - Duration::minutes(1));
+        let expiring = one_time(OneTimeKind::OAuthState, 2, now + Duration::minutes(10));
+        store.put_one_time(&expired).await.expect("put");
+        store.put_one_time(&expiring).await.expect("put");
+
+        for _ in 0..2 {
+            assert_eq!(
+                store
+                    .take_one_time(OneTimeKind::OAuthState, &expired.key, now)
+                    .await
+                    .expect("take"),
+                OneTimeTake::Expired
+            );
+        }
+        // At its expiry instant an item is expired already.
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthState, &expiring.key, expiring.expires_at)
+                .await
+                .expect("take"),
+            OneTimeTake::Expired
+        );
+        // Its key stays taken until it is cleaned up: no second item under it.
+        match store.put_one_time(&expired).await {
+            Err(StoreError::OneTimeExists(kind)) => assert_eq!(kind, OneTimeKind::OAuthState),
+            other => panic!("expected OneTimeExists, got {other:?}"),
+        }
+    }
+
+    pub async fn only_one_of_two_concurrent_takes_gets_the_item(store: &dyn Store) {
+        let now = Utc::now();
+        for n in 0..10 {
+            let ticket = one_time(OneTimeKind::OAuthTicket, n, now + Duration::minutes(10));
+            store.put_one_time(&ticket).await.expect("put");
+            let take = || store.take_one_time(OneTimeKind::OAuthTicket, &ticket.key, now);
+            let (a, b) = tokio::join!(take(), take());
+            let mut outcomes = [a.expect("take a"), b.expect("take b")];
+            outcomes.sort_by_key(|o| matches!(o, OneTimeTake::Missing));
+            assert_eq!(
+                outcomes,
+                [OneTimeTake::Taken(ticket), OneTimeTake::Missing],
+                "round {n}"
+            );
+        }
+    }
+
+    pub async fn putting_an_existing_one_time_key_is_refused(store: &dyn Store) {
+        let now = Utc::now();
+        let first = one_time(OneTimeKind::OAuthTicket, 7, now + Duration::minutes(10));
+        store.put_one_time(&first).await.expect("put");
+        let second = OneTimeItem {
+            payload: serde_json::json!({"provider": "salesforce"}),
+            expires_at: now + Duration::minutes(20),
+            ..first.clone()
+        };
+        match store.put_one_time(&second).await {
+            Err(StoreError::OneTimeExists(kind)) => assert_eq!(kind, OneTimeKind::OAuthTicket),
+            other => panic!("expected OneTimeExists, got {other:?}"),
+        }
+        // The same key of the other kind is another item.
+        let state = OneTimeItem {
+            kind: OneTimeKind::OAuthState,
+            ..first.clone()
+        };
+        store.put_one_time(&state).await.expect("put state");
+        assert_eq!(
+            store
+                .take_one_time(OneTimeKind::OAuthTicket, &first.key, now)
+                .await
+                .expect("take"),
+            OneTimeTake::Taken(first),
+            "the first item is kept"
+        );
+    }
+
+    pub async fn one_time_keys_must_be_digests(store: &dyn Store) {
+        let now = Utc::now();
+        for raw in [
+            "",
+            "a-raw-oauth-state-value",
+            &"g".repeat(64),
+            &"a".repeat(65),
+        ] {
+            let item = OneTimeItem {
+                key: raw.to_owned(),
+                ..one_time(OneTimeKind::OAuthState, 1, now + Duration::minutes(10))
+            };
+            match store.put_one_time(&item).await {
+                Err(StoreError::InvalidOneTimeKey) => {}
+                other => panic!("expected InvalidOneTimeKey for {raw:?}, got {other:?}"),
+            }
+            assert_eq!(
+                store
+                    .take_one_time(OneTimeKind::OAuthState, raw, now)
+                    .await
+                    .expect("take"),
+                OneTimeTake::Missing
+            );
+        }
+    }
+
+    // Audit ------------------------------------------------------------------------------
+
+    pub async fn audit_is_listed_newest_first_in_pages(store: &dyn Store) {
+        let id = iid("acme");
+        let start = at(2026, 3, 1, 0);
+        // Written oldest first except for a few, so the order comes from the store; two
+        // entries share one instant, and some times differ by a microsecond only.
+        let mut entries: Vec<AuditEntry> = (0..23)
+            .map(|n| audit_entry(&id, start + Duration::minutes(n), &format!("action_{n}")))
+            .collect();
+        entries.push(audit_entry(
+            &id,
+            start + Duration::minutes(5),
+            "same_instant",
+        ));
+        entries.push(audit_entry(
+            &id,
+            start + Duration::minutes(5) + Duration::microseconds(1),
+            "a_microsecond_later",
+        ));
+        entries.swap(0, 20);
+        for entry in &entries {
+            store.append_audit(entry).await.expect("append");
+        }
+        // Appending the same entry again (a retry) keeps one copy.
+        store.append_audit(&entries[3]).await.expect("append again");
+
+        let mut expected = entries.clone();
+        expected.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        let (listed, pages) = all_audit(store, &id, 10).await;
+        assert_eq!(pages, vec![10, 10, 5]);
+        assert_eq!(listed, expected);
+        assert_eq!(listed[0].action, "action_22");
+        let (one_by_one, _) = all_audit(store, &id, 1).await;
+        assert_eq!(one_by_one, expected);
+
+        let page = store.list_audit(&id, None, 25).await.expect("page");
+        assert_eq!(page.items.len(), 25);
+        assert_eq!(page.next, None, "the last page says so itself");
+    }
+
+    pub async fn audit_of_one_integration_is_invisible_to_another(store: &dyn Store) {
+        let acme = iid("acme");
+        let acme2 = iid("acme-2");
+        let mine = audit_entry(&acme, at(2026, 3, 1, 0), "settings_changed");
+        let theirs = audit_entry(&acme2, at(2026, 3, 1, 1), "integration_connected");
+        store.append_audit(&mine).await.expect("append");
+        store.append_audit(&theirs).await.expect("append");
+        // Other items of the integration's partition are not audit entries.
+        store
+            .put_accounts(&acme, &[account("1", Some("Business"), None)])
+            .await
+            .expect("put");
+        store
+            .put_task_run(&task_run(
+                &acme,
+                TaskKind::ApplicationRoster,
+                at(2026, 3, 1, 2),
+            ))
+            .await
+            .expect("put");
+
+        assert_eq!(all_audit(store, &acme, 10).await.0, vec![mine]);
+        assert_eq!(all_audit(store, &acme2, 10).await.0, vec![theirs]);
+        assert!(all_audit(store, &iid("nobody"), 10).await.0.is_empty());
+    }
+
+    // Cursors ----------------------------------------------------------------------------
+
+    pub async fn garbage_and_foreign_cursors_are_bad_cursors(store: &dyn Store) {
+        let id = iid("acme");
+        let accounts: Vec<Account> = (0..3)
+            .map(|n| {
+                account(
+                    &format!("u{n}"),
+                    Some("Business"),
+                    Some(at(2026, 1, n + 1, 0)),
+                )
+            })
+            .collect();
+        store.put_accounts(&id, &accounts).await.expect("put");
+        for n in 0..3 {
+            store
+                .append_audit(&audit_entry(&id, at(2026, 3, 1, n), "x"))
+                .await
+                .expect("append");
+        }
+        let accounts_cursor = next_cursor(store.list_accounts(&id, None, 1).await.expect("list"));
+        let license_cursor = next_cursor(
+            store
+                .accounts_by_license_type(&id, "Business", None, None, 1)
+                .await
+                .expect("list"),
+        );
+        let kind_cursor = next_cursor(
+            store
+                .accounts_by_kind(&id, AccountKind::Human, None, 1)
+                .await
+                .expect("list"),
+        );
+        let audit_cursor = next_cursor(store.list_audit(&id, None, 1).await.expect("list"));
+
+        let garbage = ["garbage", "", "%00", "u1", "'; DROP TABLE", "00"];
+        for bad in garbage
+            .iter()
+            .map(|g| g.to_string())
+            .chain([kind_cursor.clone(), audit_cursor.clone()])
+        {
+            assert!(
+                is_bad_cursor(store.list_accounts(&id, Some(&bad), 10).await),
+                "list_accounts {bad:?}"
+            );
+        }
+        for bad in garbage
+            .iter()
+            .map(|g| g.to_string())
+            .chain([accounts_cursor.clone(), kind_cursor.clone()])
+        {
+            assert!(
+                is_bad_cursor(
+                    store
+                        .accounts_by_license_type(&id, "Business", None, Some(&bad), 10)
+                        .await
+                ),
+                "accounts_by_license_type {bad:?}"
+            );
+        }
+        for bad in garbage
+            .iter()
+            .map(|g| g.to_string())
+            .chain([license_cursor.clone(), audit_cursor.clone()])
+        {
+            assert!(
+                is_bad_cursor(
+                    store
+                        .accounts_by_kind(&id, AccountKind::Human, Some(&bad), 10)
+                        .await
+                ),
+                "accounts_by_kind {bad:?}"
+            );
+        }
+        for bad in garbage
+            .iter()
+            .map(|g| g.to_string())
+            .chain([accounts_cursor.clone(), license_cursor.clone()])
+        {
+            assert!(
+                is_bad_cursor(store.list_audit(&id, Some(&bad), 10).await),
+                "list_audit {bad:?}"
+            );
+        }
+        // A cursor past the login bound was never handed out by that bounded listing.
+        let last = store
+            .accounts_by_license_type(&id, "Business", None, None, 2)
+            .await
+            .expect("list");
+        assert!(is_bad_cursor(
+            store
+                .accounts_by_license_type(
+                    &id,
+                    "Business",
+                    Some(at(2026, 1, 2, 0)),
+                    last.next.as_deref(),
+                    10
+                )
+                .await
+        ));
+
+        // The cursors handed out work.
+        assert_eq!(
+            ids(&store
+                .list_accounts(&id, Some(&accounts_cursor), 10)
+                .await
+                .expect("list")
+                .items),
+            vec!["u1", "u2"]
+        );
+        assert_eq!(
+            ids(&store
+                .accounts_by_license_type(&id, "Business", None, Some(&license_cursor), 10)
+                .await
+                .expect("list")
+                .items),
+            vec!["u1", "u2"]
+        );
+        assert_eq!(
+            ids(&store
+                .accounts_by_kind(&id, AccountKind::Human, Some(&kind_cursor), 10)
+                .await
+                .expect("list")
+                .items),
+            vec!["u1", "u2"]
+        );
+        assert_eq!(
+            store
+                .list_audit(&id, Some(&audit_cursor), 10)
+                .await
+                .expect("list")
+                .items
+                .len(),
+            2
+        );
     }
 }

@@ -4,28 +4,37 @@
 //! types hold no secrets). Attributes that conditions or indexes need are written beside it:
 //! - integrations: `gsi1pk = INTS`, `gsi1sk = <id>` (GSI `gsi1` lists them);
 //! - tenant claims: `integration_id`;
-//! - accounts: `content_hash`, and `gsi2pk`/`gsi2sk` only while the account holds a seat
-//!   (GSI `gsi2`: accounts of a license type, oldest login first);
+//! - accounts: `content_hash`, `gsi2pk`/`gsi2sk` only while the account holds a seat
+//!   (GSI `gsi2`: accounts of a license type, oldest login first), `gsi3pk`/`gsi3sk` unless
+//!   it vanished (GSI `gsi3`: accounts of one kind, by external id);
 //! - leases: `owner`, `expires_at` (epoch millis, checked in every condition; TTL is only
 //!   housekeeping), `checkpoint` (JSON), no `data`, so a continuation can extend the lease
 //!   without rewriting its checkpoint;
-//! - leases and roster chunks: `ttl` (epoch seconds) so forgotten ones are cleaned up.
+//! - one-time items (`OAUTH#<digest>`/`TICKET|STATE`): `expires_at` (epoch millis, checked in
+//!   the consuming delete's condition);
+//! - leases, roster chunks and one-time items: `ttl` (epoch seconds) so forgotten ones are
+//!   cleaned up.
 
-use super::embedded::{all_task_kinds, gsi2_cursor, id_changed, parse_gsi2_cursor};
-use super::{Keys, Lease, LeaseKind, Page, Store, StoreError};
+use super::embedded::{all_task_kinds, id_changed};
+use super::{
+    Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError, cursor,
+    is_digest, mark_disconnected,
+};
 use crate::domain::{
-    Account, EventCoverage, Integration, IntegrationId, Provider, Snapshot, TaskKind, TaskRun,
+    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, Provider,
+    Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
-    ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem,
-    WriteRequest,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -44,6 +53,8 @@ const WRITE_CONCURRENCY: usize = 4;
 const BATCH_ATTEMPTS: u32 = 10;
 /// How long a lease or roster chunk outlives its use before TTL may clean it up.
 const LEASE_TTL_GRACE: Duration = Duration::days(1);
+/// How long an expired one-time item stays (a take meanwhile says `Expired`, not `Missing`).
+const ONE_TIME_TTL_GRACE: Duration = Duration::days(1);
 const ROSTER_TTL: Duration = Duration::days(7);
 /// Rounds of read-change-write `modify_integration` tries before giving up. A round only
 /// fails because another write won in between, so this many concurrent writers always settle.
@@ -72,7 +83,9 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key_element("pk", KeyType::Hash)?)
             .key_schema(key_element("sk", KeyType::Range)?);
-        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        for name in [
+            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+        ] {
             request = request.attribute_definitions(
                 AttributeDefinition::builder()
                     .attribute_name(name)
@@ -81,7 +94,7 @@ impl DynamoStore {
                     .map_err(build_err)?,
             );
         }
-        for index in ["gsi1", "gsi2"] {
+        for index in ["gsi1", "gsi2", "gsi3"] {
             request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(index)
@@ -115,52 +128,6 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_err("UpdateTimeToLive", e))?;
         Ok(())
-    }
-
-    /// Seat holders of one license type, oldest login first (never-logged-in ones first of
-    /// all), `limit` at a time. Vanished accounts are left out. Reads GSI `gsi2`, which is
-    /// eventually consistent.
-    pub async fn accounts_by_license_type(
-        &self,
-        id: &IntegrationId,
-        license_type: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Account>, StoreError> {
-        let partition = Keys::license_type_partition(id, license_type);
-        let start = match cursor {
-            Some(c) => {
-                let (sort, external_id) = parse_gsi2_cursor(c)?;
-                Some(HashMap::from([
-                    ("pk".to_owned(), s(Keys::integration(id))),
-                    ("sk".to_owned(), s(Keys::account(external_id))),
-                    ("gsi2pk".to_owned(), s(&partition)),
-                    ("gsi2sk".to_owned(), s(sort)),
-                ]))
-            }
-            None => None,
-        };
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("gsi2")
-            .key_condition_expression("gsi2pk = :p")
-            .expression_attribute_values(":p", s(partition));
-        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
-        let accounts = items
-            .iter()
-            .map(data::<Account>)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if more {
-            accounts.last().map(gsi2_cursor)
-        } else {
-            None
-        };
-        Ok(Page {
-            items: accounts,
-            next,
-        })
     }
 
     // Building blocks ----------------------------------------------------------------------
@@ -630,7 +597,10 @@ impl Store for DynamoStore {
         limit: usize,
     ) -> Result<Page<Account>, StoreError> {
         let pk = Keys::integration(id);
-        let start = cursor.map(|c| key(pk.clone(), &Keys::account(c)));
+        let start = match cursor {
+            Some(c) => Some(key(pk.clone(), &Keys::account(&cursor::parse_accounts(c)?))),
+            None => None,
+        };
         let query = self
             .client
             .query()
@@ -640,19 +610,77 @@ impl Store for DynamoStore {
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s(Keys::ACCOUNT_PREFIX));
         let (items, more) = self.query_page(query, start, limit.max(1)).await?;
-        let accounts = items
-            .iter()
-            .map(data::<Account>)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if more {
-            accounts.last().map(|a| a.external_id.clone())
-        } else {
-            None
+        page(&items, more, cursor::accounts)
+    }
+
+    async fn accounts_by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        last_login_before: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let partition = Keys::license_type_partition(id, license_type);
+        let start = match cursor {
+            Some(c) => {
+                let (sort, external_id) = cursor::parse_license_type(c, last_login_before)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(Keys::integration(id))),
+                    ("sk".to_owned(), s(Keys::account(&external_id))),
+                    ("gsi2pk".to_owned(), s(&partition)),
+                    ("gsi2sk".to_owned(), s(sort)),
+                ]))
+            }
+            None => None,
         };
-        Ok(Page {
-            items: accounts,
-            next,
-        })
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .expression_attribute_values(":p", s(partition));
+        // A key condition, so DynamoDB reads only the accounts asked for. "0000" (never
+        // logged in) sorts below every timestamp, so those always fall under the bound.
+        let query = match last_login_before {
+            Some(before) => query
+                .key_condition_expression("gsi2pk = :p AND gsi2sk < :before")
+                .expression_attribute_values(":before", s(Keys::last_login_sort(Some(before)))),
+            None => query.key_condition_expression("gsi2pk = :p"),
+        };
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        page(&items, more, cursor::license_type)
+    }
+
+    async fn accounts_by_kind(
+        &self,
+        id: &IntegrationId,
+        kind: AccountKind,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let partition = Keys::kind_partition(id, kind);
+        let start = match cursor {
+            Some(c) => {
+                let external_id = cursor::parse_kind(c)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(Keys::integration(id))),
+                    ("sk".to_owned(), s(Keys::account(&external_id))),
+                    ("gsi3pk".to_owned(), s(&partition)),
+                    ("gsi3sk".to_owned(), s(external_id)),
+                ]))
+            }
+            None => None,
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi3")
+            .key_condition_expression("gsi3pk = :p")
+            .expression_attribute_values(":p", s(partition));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        page(&items, more, cursor::kind)
     }
 
     async fn get_event_coverage(
@@ -966,6 +994,191 @@ impl Store for DynamoStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_write(requests).await
     }
+
+    async fn disconnect_integration(
+        &self,
+        id: &IntegrationId,
+        now: DateTime<Utc>,
+    ) -> Result<Integration, StoreError> {
+        // Read, then write both items in one transaction whose conditions say nothing moved
+        // in between; a lost race reads again.
+        for attempt in 0..MODIFY_ATTEMPTS {
+            if attempt > 0 {
+                conflict_pause().await;
+            }
+            let Some(stored) = self.get(Keys::integration(id), Keys::META).await? else {
+                return Err(StoreError::NotFound(id.clone()));
+            };
+            let old_data = string_attr(&stored, "data")?.to_owned();
+            let mut integration: Integration = data(&stored)?;
+            let changed = mark_disconnected(&mut integration, now);
+            let claim_pk = Keys::tenant(integration.provider, &integration.tenant_id);
+            let claim_is_ours = self
+                .tenant_owner(integration.provider, &integration.tenant_id)
+                .await?
+                .is_some_and(|owner| owner == *id);
+            if !changed && !claim_is_ours {
+                return Ok(integration);
+            }
+            let mut request = self.client.transact_write_items();
+            if changed {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(integration_item(&integration)?))
+                    .condition_expression("#data = :old_data")
+                    .expression_attribute_names("#data", "data")
+                    .expression_attribute_values(":old_data", s(old_data))
+                    .build()
+                    .map_err(build_err)?;
+                request = request.transact_items(TransactWriteItem::builder().put(put).build());
+            }
+            if claim_is_ours {
+                // Deleted only while it still names this integration: a claim another
+                // integration made meanwhile stays.
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(claim_pk, Keys::META)))
+                    .condition_expression("integration_id = :id")
+                    .expression_attribute_values(":id", s(id.as_str()))
+                    .build()
+                    .map_err(build_err)?;
+                request =
+                    request.transact_items(TransactWriteItem::builder().delete(delete).build());
+            }
+            match request.send().await {
+                Ok(_) => return Ok(integration),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(TransactWriteItemsError::TransactionCanceledException(_))
+                    ) => {}
+                Err(e) => return Err(sdk_err("TransactWriteItems", e)),
+            }
+        }
+        Err(gave_up(format!(
+            "disconnecting integration {id} kept conflicting with other writes \
+             ({MODIFY_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn put_one_time(&self, item: &OneTimeItem) -> Result<(), StoreError> {
+        if !is_digest(&item.key) {
+            return Err(StoreError::InvalidOneTimeKey);
+        }
+        let mut record = self::item(
+            Keys::one_time(&item.key),
+            Keys::one_time_sort(item.kind),
+            item,
+        )?;
+        record.insert("expires_at".into(), millis(item.expires_at));
+        record.insert(
+            "ttl".into(),
+            epoch_seconds(item.expires_at + ONE_TIME_TTL_GRACE),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::OneTimeExists(item.kind)),
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+
+    async fn take_one_time(
+        &self,
+        kind: OneTimeKind,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OneTimeTake, StoreError> {
+        // Nothing is ever stored under anything but a digest.
+        if !is_digest(key) {
+            return Ok(OneTimeTake::Missing);
+        }
+        // One conditional delete: of two takers only one can delete the item, and the expiry
+        // is part of the condition. On failure DynamoDB hands back the item if it exists,
+        // which tells an expired item from a missing one without a second read.
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(Keys::one_time(key)))
+            .key("sk", s(Keys::one_time_sort(kind)))
+            .condition_expression("attribute_exists(pk) AND expires_at > :now")
+            .expression_attribute_values(":now", millis(now))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes() {
+                Some(old) if !old.is_empty() => data(old).map(OneTimeTake::Taken),
+                // The condition requires the item, so DynamoDB always returns it; an
+                // emulator racing two deletes may not: the other taker had it.
+                _ => Ok(OneTimeTake::Missing),
+            },
+            Err(e) => match e.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
+                    if failed.item().is_some_and(|old| !old.is_empty()) {
+                        Ok(OneTimeTake::Expired)
+                    } else {
+                        Ok(OneTimeTake::Missing)
+                    }
+                }
+                _ => Err(sdk_err("DeleteItem", e)),
+            },
+        }
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.put_data(
+            Keys::integration(&entry.integration_id),
+            &Keys::audit(entry.at, &entry.id),
+            entry,
+        )
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let pk = Keys::integration(id);
+        let start = match cursor {
+            Some(c) => Some(key(pk.clone(), &cursor::parse_audit(c)?)),
+            None => None,
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(Keys::AUDIT_PREFIX));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        let entries = items
+            .iter()
+            .map(data::<AuditEntry>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            entries.last().map(cursor::audit)
+        } else {
+            None
+        };
+        Ok(Page {
+            items: entries,
+            next,
+        })
+    }
 }
 
 impl DynamoStore {
@@ -1026,7 +1239,33 @@ fn account_item(id: &IntegrationId, account: &Account) -> Result<Item, StoreErro
             s(Keys::last_login_sort(account.last_login_at)),
         );
     }
+    // Every account but a vanished one is listed by its kind in gsi3.
+    if account.vanished_at.is_none() {
+        item.insert("gsi3pk".into(), s(Keys::kind_partition(id, account.kind)));
+        item.insert("gsi3sk".into(), s(&account.external_id));
+    }
     Ok(item)
+}
+
+/// A page of accounts from query items, with the cursor after the last one if more follow.
+fn page(
+    items: &[Item],
+    more: bool,
+    cursor_of: fn(&Account) -> String,
+) -> Result<Page<Account>, StoreError> {
+    let accounts = items
+        .iter()
+        .map(data::<Account>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        accounts.last().map(cursor_of)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: accounts,
+        next,
+    })
 }
 
 fn lease_item(lease: &Lease) -> Result<Item, StoreError> {

@@ -7,17 +7,26 @@
 //!   their accounts.
 //! - `gsi2`: `"{gsi2pk}\u{1f}{gsi2sk}\u{1f}{external id}"` → external id: "accounts of a license
 //!   type, oldest login first", kept up to date on every account write.
+//! - `gsi3`: `"{gsi3pk}\u{1f}{external id}"` → external id: "accounts of one kind", likewise.
 //!
-//! Every conditional write (tenant claim, leases) reads and writes inside one write
-//! transaction; redb runs one write transaction at a time, so the check cannot race.
+//! Every conditional write (tenant claim, leases, one-time items, disconnect) reads and writes
+//! inside one write transaction; redb runs one write transaction at a time, so the check
+//! cannot race.
 
-use super::{Keys, Lease, LeaseKind, Page, Store, StoreError};
+use super::{
+    Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError, cursor,
+    is_digest, mark_disconnected,
+};
 use crate::domain::{
-    Account, EventCoverage, Integration, IntegrationId, Provider, Snapshot, TaskKind, TaskRun,
+    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, Provider,
+    Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -28,6 +37,7 @@ use std::sync::Arc;
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 const GSI1: TableDefinition<&str, &str> = TableDefinition::new("gsi1");
 const GSI2: TableDefinition<&str, &str> = TableDefinition::new("gsi2");
+const GSI3: TableDefinition<&str, &str> = TableDefinition::new("gsi3");
 
 /// Separates the parts of a composite key.
 const SEP: char = '\u{1f}';
@@ -35,6 +45,10 @@ const SEP: char = '\u{1f}';
 /// redb's page cache defaults to 1 GiB; a sync of a 100 000-user tenant must stay well
 /// under 100 MiB RSS, and the OS page cache serves re-reads anyway.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long an expired one-time item stays before a later `put_one_time` clears it out
+/// (the embedded stand-in for DynamoDB TTL); meanwhile a take says `Expired`.
+const ONE_TIME_GRACE: Duration = Duration::days(1);
 
 /// The embedded store. Cheap to clone (the database is shared).
 #[derive(Clone)]
@@ -56,15 +70,63 @@ struct TenantClaim {
     tenant_id: String,
 }
 
-/// The fields of a stored account that decide its `gsi2` entry; parsing only these keeps
+/// The fields of a stored account that decide its index entries; parsing only these keeps
 /// index maintenance cheap when a sync rewrites many accounts.
 #[derive(Deserialize)]
-struct Gsi2Fields {
+struct IndexFields {
     external_id: String,
+    kind: AccountKind,
     license_type: Option<String>,
     last_login_at: Option<DateTime<Utc>>,
     #[serde(default)]
     vanished_at: Option<DateTime<Utc>>,
+}
+
+/// Where an account is listed in `gsi2` and `gsi3`: a vanished account in neither, an
+/// account without a seat not in `gsi2`.
+struct IndexEntries {
+    gsi2: Option<String>,
+    gsi3: Option<String>,
+}
+
+impl IndexFields {
+    fn of(account: &Account) -> Self {
+        Self {
+            external_id: account.external_id.clone(),
+            kind: account.kind,
+            license_type: account.license_type.clone(),
+            last_login_at: account.last_login_at,
+            vanished_at: account.vanished_at,
+        }
+    }
+
+    fn parse(item_key: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{item_key:?}: {e}")))
+    }
+
+    fn entries(&self, id: &IntegrationId) -> IndexEntries {
+        if self.vanished_at.is_some() {
+            return IndexEntries {
+                gsi2: None,
+                gsi3: None,
+            };
+        }
+        IndexEntries {
+            gsi2: self.license_type.as_deref().map(|license_type| {
+                format!(
+                    "{}{SEP}{}{SEP}{}",
+                    Keys::license_type_partition(id, license_type),
+                    Keys::last_login_sort(self.last_login_at),
+                    self.external_id
+                )
+            }),
+            gsi3: Some(format!(
+                "{}{SEP}{}",
+                Keys::kind_partition(id, self.kind),
+                self.external_id
+            )),
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -117,58 +179,23 @@ impl EmbeddedStore {
     /// Creates the tables up front, so read transactions never meet a missing table.
     fn with_tables(db: Database) -> Result<Self, StoreError> {
         write_txn(&db, |txn| {
-            txn.open_table(ITEMS).map_err(redb_err)?;
+            // gsi3 came after the other tables: a file written before it gets the index built
+            // once from the accounts it holds (a sync rewrites only changed accounts, so it
+            // would never fill the index by itself).
+            let had_gsi3 = txn
+                .list_tables()
+                .map_err(redb_err)?
+                .any(|table| table.name() == GSI3.name());
+            let items = txn.open_table(ITEMS).map_err(redb_err)?;
             txn.open_table(GSI1).map_err(redb_err)?;
             txn.open_table(GSI2).map_err(redb_err)?;
+            let mut gsi3 = txn.open_table(GSI3).map_err(redb_err)?;
+            if !had_gsi3 {
+                build_gsi3(&items, &mut gsi3)?;
+            }
             Ok(())
         })?;
         Ok(Self { db: Arc::new(db) })
-    }
-
-    /// Seat holders of one license type, oldest login first (never-logged-in ones first of
-    /// all), `limit` at a time. Vanished accounts are left out.
-    pub async fn accounts_by_license_type(
-        &self,
-        id: &IntegrationId,
-        license_type: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<Account>, StoreError> {
-        let prefix = format!("{}{SEP}", Keys::license_type_partition(id, license_type));
-        let start = match cursor {
-            Some(c) => Bound::Excluded(format!("{prefix}{}", gsi2_suffix_from_cursor(c)?)),
-            None => Bound::Included(prefix.clone()),
-        };
-        let pk = Keys::integration(id);
-        let limit = limit.max(1);
-        self.run(move |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let gsi2 = txn.open_table(GSI2).map_err(redb_err)?;
-            let items = txn.open_table(ITEMS).map_err(redb_err)?;
-            let mut accounts = Vec::with_capacity(limit);
-            let mut next = None;
-            for entry in scan_index(&gsi2, &prefix, start)? {
-                let (index_key, external_id) = entry?;
-                if accounts.len() == limit {
-                    next = accounts.last().map(gsi2_cursor);
-                    break;
-                }
-                let item_key = key(&pk, &Keys::account(&external_id));
-                match get_json::<Account>(&items, &item_key)? {
-                    Some(account) => accounts.push(account),
-                    None => {
-                        return Err(StoreError::Corrupt(format!(
-                            "index entry {index_key:?} points to a missing account"
-                        )));
-                    }
-                }
-            }
-            Ok(Page {
-                items: accounts,
-                next,
-            })
-        })
-        .await
     }
 
     /// Runs blocking redb work off the async worker threads.
@@ -387,21 +414,27 @@ impl Store for EmbeddedStore {
         // Encoded here so the blocking task only writes.
         let encoded = accounts
             .iter()
-            .map(|a| Ok((a.external_id.clone(), gsi2_key(&id, a), to_json(a)?)))
+            .map(|a| {
+                let entries = IndexFields::of(a).entries(&id);
+                Ok((a.external_id.clone(), entries, to_json(a)?))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.write(move |txn| {
             let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
             let mut gsi2 = txn.open_table(GSI2).map_err(redb_err)?;
+            let mut gsi3 = txn.open_table(GSI3).map_err(redb_err)?;
             let pk = Keys::integration(&id);
-            for (external_id, new_index, bytes) in &encoded {
+            for (external_id, new, bytes) in &encoded {
                 let item_key = key(&pk, &Keys::account(external_id));
-                let old_index = items
+                let old = items
                     .insert(item_key.as_str(), bytes.as_slice())
                     .map_err(redb_err)?
-                    .map(|old| old_gsi2_key(&id, &item_key, old.value()))
+                    .map(|old| IndexFields::parse(&item_key, old.value()))
                     .transpose()?
-                    .flatten();
-                reindex(&mut gsi2, old_index, new_index.as_deref(), external_id)?;
+                    .map(|old| old.entries(&id));
+                let (old2, old3) = old.map_or((None, None), |o| (o.gsi2, o.gsi3));
+                reindex(&mut gsi2, old2, new.gsi2.as_deref(), external_id)?;
+                reindex(&mut gsi3, old3, new.gsi3.as_deref(), external_id)?;
             }
             Ok(())
         })
@@ -417,7 +450,7 @@ impl Store for EmbeddedStore {
         let pk = Keys::integration(id);
         let prefix = key(&pk, Keys::ACCOUNT_PREFIX);
         let start = match cursor {
-            Some(c) => Bound::Excluded(key(&pk, &Keys::account(c))),
+            Some(c) => Bound::Excluded(key(&pk, &Keys::account(&cursor::parse_accounts(c)?))),
             None => Bound::Included(prefix.clone()),
         };
         let limit = limit.max(1);
@@ -429,7 +462,7 @@ impl Store for EmbeddedStore {
             for entry in scan(&items, &prefix, start)? {
                 let (k, v) = entry?;
                 if accounts.len() == limit {
-                    next = accounts.last().map(|a| a.external_id.clone());
+                    next = accounts.last().map(cursor::accounts);
                     break;
                 }
                 accounts.push(decode(&k, &v)?);
@@ -687,6 +720,181 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn accounts_by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        last_login_before: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let prefix = format!("{}{SEP}", Keys::license_type_partition(id, license_type));
+        let lower = match cursor {
+            Some(c) => {
+                let (sort, external_id) = cursor::parse_license_type(c, last_login_before)?;
+                Bound::Excluded(format!("{prefix}{sort}{SEP}{external_id}"))
+            }
+            None => Bound::Included(prefix.clone()),
+        };
+        // Entries are `prefix + gsi2sk + SEP + id`: every one whose gsi2sk sorts below the
+        // bound's sorts below `prefix + bound`, and no other does.
+        let upper = match last_login_before {
+            Some(before) => {
+                Bound::Excluded(format!("{prefix}{}", Keys::last_login_sort(Some(before))))
+            }
+            None => prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        let pk = Keys::integration(id);
+        let limit = limit.max(1);
+        self.run(move |db| index_page(db, GSI2, &pk, (lower, upper), limit, cursor::license_type))
+            .await
+    }
+
+    async fn accounts_by_kind(
+        &self,
+        id: &IntegrationId,
+        kind: AccountKind,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError> {
+        let prefix = format!("{}{SEP}", Keys::kind_partition(id, kind));
+        let lower = match cursor {
+            Some(c) => Bound::Excluded(format!("{prefix}{}", cursor::parse_kind(c)?)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let upper = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let pk = Keys::integration(id);
+        let limit = limit.max(1);
+        self.run(move |db| index_page(db, GSI3, &pk, (lower, upper), limit, cursor::kind))
+            .await
+    }
+
+    async fn disconnect_integration(
+        &self,
+        id: &IntegrationId,
+        now: DateTime<Utc>,
+    ) -> Result<Integration, StoreError> {
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(&Keys::integration(&id), Keys::META);
+            let Some(mut integration) = get_json::<Integration>(&items, &item_key)? else {
+                return Err(StoreError::NotFound(id));
+            };
+            if mark_disconnected(&mut integration, now) {
+                insert_json(&mut items, &item_key, &integration)?;
+            }
+            let claim_key = key(
+                &Keys::tenant(integration.provider, &integration.tenant_id),
+                Keys::META,
+            );
+            let ours = matches!(
+                get_json::<TenantClaim>(&items, &claim_key)?,
+                Some(claim) if claim.integration_id == id
+            );
+            if ours {
+                items.remove(claim_key.as_str()).map_err(redb_err)?;
+            }
+            Ok(integration)
+        })
+        .await
+    }
+
+    async fn put_one_time(&self, item: &OneTimeItem) -> Result<(), StoreError> {
+        if !is_digest(&item.key) {
+            return Err(StoreError::InvalidOneTimeKey);
+        }
+        let item_key = one_time_key(item.kind, &item.key);
+        let kind = item.kind;
+        let bytes = to_json(item)?;
+        let now = Utc::now();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            if items.get(item_key.as_str()).map_err(redb_err)?.is_some() {
+                return Err(StoreError::OneTimeExists(kind));
+            }
+            clear_expired_one_time(&mut items, now)?;
+            items
+                .insert(item_key.as_str(), bytes.as_slice())
+                .map_err(redb_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_one_time(
+        &self,
+        kind: OneTimeKind,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OneTimeTake, StoreError> {
+        // Nothing is ever stored under anything but a digest.
+        if !is_digest(key) {
+            return Ok(OneTimeTake::Missing);
+        }
+        let item_key = one_time_key(kind, key);
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            match get_json::<OneTimeItem>(&items, &item_key)? {
+                None => Ok(OneTimeTake::Missing),
+                // Millisecond precision, as the DynamoDB adapter's condition compares.
+                Some(item) if item.expires_at.timestamp_millis() > now.timestamp_millis() => {
+                    items.remove(item_key.as_str()).map_err(redb_err)?;
+                    Ok(OneTimeTake::Taken(item))
+                }
+                Some(_) => Ok(OneTimeTake::Expired),
+            }
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let item_key = key(
+            &Keys::integration(&entry.integration_id),
+            &Keys::audit(entry.at, &entry.id),
+        );
+        self.put_item(item_key, entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let pk = Keys::integration(id);
+        let prefix = key(&pk, Keys::AUDIT_PREFIX);
+        // Newest first: read backwards from just before the cursor's entry.
+        let upper = match cursor {
+            Some(c) => Bound::Excluded(key(&pk, &cursor::parse_audit(c)?)),
+            None => prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        let limit = limit.max(1);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let range = (
+                Bound::Included(prefix.as_str()),
+                upper.as_ref().map(String::as_str),
+            );
+            let mut entries: Vec<AuditEntry> = Vec::with_capacity(limit);
+            let mut next = None;
+            for entry in items.range::<&str>(range).map_err(redb_err)?.rev() {
+                let (k, v) = entry.map_err(redb_err)?;
+                if entries.len() == limit {
+                    next = entries.last().map(cursor::audit);
+                    break;
+                }
+                entries.push(decode(k.value(), v.value())?);
+            }
+            Ok(Page {
+                items: entries,
+                next,
+            })
+        })
+        .await
+    }
 }
 
 /// Every task kind, for "newest runs of any kind". The match makes a new kind a compile
@@ -711,26 +919,96 @@ pub(crate) fn all_task_kinds() -> [TaskKind; 5] {
     all
 }
 
-/// The opaque cursor of `accounts_by_license_type`: `"{gsi2sk}|{external id}"`, shared
-/// with the DynamoDB adapter (`gsi2sk` never contains `|`).
-pub(crate) fn gsi2_cursor(account: &Account) -> String {
-    format!(
-        "{}|{}",
-        Keys::last_login_sort(account.last_login_at),
-        account.external_id
-    )
+/// Up to `limit` accounts that an index (`gsi2`, `gsi3`) lists within `bounds`, and the
+/// cursor after the last one when more follow.
+fn index_page(
+    db: &Database,
+    index: TableDefinition<&str, &str>,
+    pk: &str,
+    bounds: (Bound<String>, Bound<String>),
+    limit: usize,
+    cursor_of: fn(&Account) -> String,
+) -> Result<Page<Account>, StoreError> {
+    let txn = db.begin_read().map_err(redb_err)?;
+    let table = txn.open_table(index).map_err(redb_err)?;
+    let items = txn.open_table(ITEMS).map_err(redb_err)?;
+    let range = (
+        bounds.0.as_ref().map(String::as_str),
+        bounds.1.as_ref().map(String::as_str),
+    );
+    let mut accounts = Vec::with_capacity(limit);
+    let mut next = None;
+    for entry in table.range::<&str>(range).map_err(redb_err)? {
+        let (index_key, external_id) = entry.map_err(redb_err)?;
+        if accounts.len() == limit {
+            next = accounts.last().map(cursor_of);
+            break;
+        }
+        let item_key = key(pk, &Keys::account(external_id.value()));
+        match get_json::<Account>(&items, &item_key)? {
+            Some(account) => accounts.push(account),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "index entry {:?} points to a missing account",
+                    index_key.value()
+                )));
+            }
+        }
+    }
+    Ok(Page {
+        items: accounts,
+        next,
+    })
 }
 
-/// Splits a `gsi2_cursor` into `(gsi2sk, external id)`.
-pub(crate) fn parse_gsi2_cursor(cursor: &str) -> Result<(&str, &str), StoreError> {
-    cursor
-        .split_once('|')
-        .ok_or_else(|| StoreError::Corrupt(format!("invalid cursor {cursor:?}")))
+/// Lists every stored account in `gsi3` (a file from before the index existed).
+fn build_gsi3(items: &Table<&str, &[u8]>, gsi3: &mut Table<&str, &str>) -> Result<(), StoreError> {
+    for entry in items.iter().map_err(redb_err)? {
+        let (k, v) = entry.map_err(redb_err)?;
+        let item_key = k.value();
+        let Some((pk, sk)) = item_key.split_once(SEP) else {
+            continue;
+        };
+        let Some(raw_id) = pk.strip_prefix(Keys::INTEGRATION_PREFIX) else {
+            continue;
+        };
+        if !sk.starts_with(Keys::ACCOUNT_PREFIX) {
+            continue;
+        }
+        let id = IntegrationId::parse(raw_id)
+            .map_err(|e| StoreError::Corrupt(format!("{item_key:?}: {e}")))?;
+        let fields = IndexFields::parse(item_key, v.value())?;
+        if let Some(entry) = fields.entries(&id).gsi3 {
+            gsi3.insert(entry.as_str(), fields.external_id.as_str())
+                .map_err(redb_err)?;
+        }
+    }
+    Ok(())
 }
 
-fn gsi2_suffix_from_cursor(cursor: &str) -> Result<String, StoreError> {
-    let (sort, external_id) = parse_gsi2_cursor(cursor)?;
-    Ok(format!("{sort}{SEP}{external_id}"))
+fn one_time_key(kind: OneTimeKind, digest: &str) -> String {
+    key(&Keys::one_time(digest), Keys::one_time_sort(kind))
+}
+
+/// Removes one-time items expired for longer than [`ONE_TIME_GRACE`]: nothing else would,
+/// and a local store should not keep every abandoned OAuth attempt forever.
+fn clear_expired_one_time(
+    items: &mut Table<&str, &[u8]>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let prefix = Keys::ONE_TIME_PREFIX;
+    let mut stale = Vec::new();
+    for entry in scan(items, prefix, Bound::Included(prefix.to_owned()))? {
+        let (k, v) = entry?;
+        let item: OneTimeItem = decode(&k, &v)?;
+        if item.expires_at + ONE_TIME_GRACE < now {
+            stale.push(k);
+        }
+    }
+    for k in stale {
+        items.remove(k.as_str()).map_err(redb_err)?;
+    }
+    Ok(())
 }
 
 fn key(pk: &str, sk: &str) -> String {
@@ -741,48 +1019,9 @@ fn gsi1_key(id: &IntegrationId) -> String {
     format!("{}{SEP}{id}", Keys::INTEGRATIONS_GSI)
 }
 
-/// The `gsi2` entry of an account: only seat holders are listed by license type.
-fn gsi2_key(id: &IntegrationId, account: &Account) -> Option<String> {
-    let license_type = account.license_type.as_deref()?;
-    account.vanished_at.is_none().then(|| {
-        gsi2_entry(
-            id,
-            license_type,
-            account.last_login_at,
-            &account.external_id,
-        )
-    })
-}
-
-fn gsi2_entry(
-    id: &IntegrationId,
-    license_type: &str,
-    last_login: Option<DateTime<Utc>>,
-    external_id: &str,
-) -> String {
-    format!(
-        "{}{SEP}{}{SEP}{external_id}",
-        Keys::license_type_partition(id, license_type),
-        Keys::last_login_sort(last_login)
-    )
-}
-
-fn old_gsi2_key(
-    id: &IntegrationId,
-    item_key: &str,
-    old: &[u8],
-) -> Result<Option<String>, StoreError> {
-    let old: Gsi2Fields = serde_json::from_slice(old)
-        .map_err(|e| StoreError::Corrupt(format!("{item_key:?}: {e}")))?;
-    Ok(match (old.license_type, old.vanished_at) {
-        (Some(lt), None) => Some(gsi2_entry(id, &lt, old.last_login_at, &old.external_id)),
-        _ => None,
-    })
-}
-
-/// Moves an account's `gsi2` entry when its license type, last login or seat changed.
+/// Moves an account's entry in one index (`gsi2` or `gsi3`) when what it is listed by changed.
 fn reindex(
-    gsi2: &mut Table<&str, &str>,
+    index: &mut Table<&str, &str>,
     old: Option<String>,
     new: Option<&str>,
     external_id: &str,
@@ -791,10 +1030,10 @@ fn reindex(
         return Ok(());
     }
     if let Some(old) = old {
-        gsi2.remove(old.as_str()).map_err(redb_err)?;
+        index.remove(old.as_str()).map_err(redb_err)?;
     }
     if let Some(new) = new {
-        gsi2.insert(new, external_id).map_err(redb_err)?;
+        index.insert(new, external_id).map_err(redb_err)?;
     }
     Ok(())
 }
@@ -920,4 +1159,98 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn redb_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::backend("embedded store failed", e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn account(external_id: &str, kind: AccountKind) -> Account {
+        Account {
+            external_id: external_id.into(),
+            login: format!("{external_id}@example.com"),
+            name: external_id.into(),
+            kind,
+            status: "active".into(),
+            role: None,
+            license_type: None,
+            last_login_at: None,
+            created_at: None,
+            modified_at: None,
+            space_amount_bytes: None,
+            space_used_bytes: None,
+            max_upload_size_bytes: None,
+            is_sync_enabled: None,
+            is_exempt_from_device_limits: None,
+            attributes: BTreeMap::new(),
+            vanished_at: None,
+        }
+    }
+
+    /// A file written before `gsi3` existed: its accounts are listed by kind once opened.
+    #[tokio::test]
+    async fn a_store_file_from_before_gsi3_gets_its_kind_index_built() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.redb");
+        let id = IntegrationId::parse("acme").expect("id");
+        let mut gone = account("3", AccountKind::Human);
+        gone.vanished_at = Some(Utc::now());
+        {
+            // The tables and items the earlier layout wrote, and nothing else.
+            let db = Database::create(&path).expect("create");
+            write_txn(&db, |txn| {
+                let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+                txn.open_table(GSI1).map_err(redb_err)?;
+                txn.open_table(GSI2).map_err(redb_err)?;
+                for a in [
+                    account("2", AccountKind::Human),
+                    account("1", AccountKind::App),
+                    gone,
+                ] {
+                    let item_key = key(&Keys::integration(&id), &Keys::account(&a.external_id));
+                    insert_json(&mut items, &item_key, &a)?;
+                }
+                insert_json(
+                    &mut items,
+                    &key(&Keys::integration(&id), Keys::COVERAGE),
+                    &1,
+                )?;
+                Ok(())
+            })
+            .expect("write the old layout");
+        }
+
+        let store = EmbeddedStore::open(&path).expect("open");
+        let humans = store
+            .accounts_by_kind(&id, AccountKind::Human, None, 10)
+            .await
+            .expect("humans");
+        assert_eq!(humans.items, vec![account("2", AccountKind::Human)]);
+        let apps = store
+            .accounts_by_kind(&id, AccountKind::App, None, 10)
+            .await
+            .expect("apps");
+        assert_eq!(apps.items, vec![account("1", AccountKind::App)]);
+        drop(store);
+
+        // From then on writes keep the index, across reopening.
+        let store = EmbeddedStore::open(&path).expect("reopen");
+        store
+            .put_accounts(&id, &[account("4", AccountKind::Human)])
+            .await
+            .expect("put");
+        drop(store);
+        let store = EmbeddedStore::open(&path).expect("reopen");
+        let humans = store
+            .accounts_by_kind(&id, AccountKind::Human, None, 10)
+            .await
+            .expect("humans");
+        let ids: Vec<&str> = humans
+            .items
+            .iter()
+            .map(|a| a.external_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["2", "4"]);
+    }
 }

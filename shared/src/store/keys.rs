@@ -1,9 +1,14 @@
 //! The single-table keys of design §4, shared by both adapters so their layouts match.
 
-use crate::domain::{IntegrationId, Provider, TaskKind};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::domain::{AccountKind, IntegrationId, Provider, TaskKind};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::LeaseKind;
+use super::{LeaseKind, OneTimeKind};
+
+/// Timestamps inside sort keys: fixed width, so they sort as text in time order.
+const MICROS: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+/// The last login in `gsi2sk`: whole seconds.
+const LAST_LOGIN: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 pub struct Keys;
 
@@ -13,8 +18,10 @@ impl Keys {
     pub const INTEGRATIONS_GSI: &'static str = "INTS";
 
     pub fn integration(id: &IntegrationId) -> String {
-        format!("INT#{id}")
+        format!("{}{id}", Self::INTEGRATION_PREFIX)
     }
+
+    pub const INTEGRATION_PREFIX: &'static str = "INT#";
 
     pub fn tenant(provider: Provider, tenant_id: &str) -> String {
         format!("TENANT#{provider}#{tenant_id}")
@@ -33,10 +40,19 @@ impl Keys {
 
     /// GSI sort key: the last login (RFC 3339, sortable) or `0000` for never.
     pub fn last_login_sort(last_login: Option<DateTime<Utc>>) -> String {
-        last_login.map_or_else(
-            || "0000".to_owned(),
-            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
+        last_login.map_or_else(|| "0000".to_owned(), |t| t.format(LAST_LOGIN).to_string())
+    }
+
+    /// Whether `sort` is something [`Keys::last_login_sort`] writes.
+    pub fn is_last_login_sort(sort: &str) -> bool {
+        sort == "0000"
+            || NaiveDateTime::parse_from_str(sort, LAST_LOGIN)
+                .is_ok_and(|t| t.format(LAST_LOGIN).to_string() == sort)
+    }
+
+    /// GSI `gsi3` partition serving "accounts of one kind" (sort key: the external id).
+    pub fn kind_partition(id: &IntegrationId, kind: AccountKind) -> String {
+        format!("INT#{id}#KIND#{kind}")
     }
 
     pub const COVERAGE: &'static str = "COVERAGE#events";
@@ -48,10 +64,7 @@ impl Keys {
     pub const SNAPSHOT_PREFIX: &'static str = "SNAP#";
 
     pub fn task_run(kind: TaskKind, started_at: DateTime<Utc>) -> String {
-        format!(
-            "TASK#{kind}#{}",
-            started_at.format("%Y-%m-%dT%H:%M:%S%.6fZ")
-        )
+        format!("TASK#{kind}#{}", started_at.format(MICROS))
     }
 
     pub fn task_prefix(kind: Option<TaskKind>) -> String {
@@ -69,4 +82,27 @@ impl Keys {
     pub fn roster_prefix(sync_id: &str) -> String {
         format!("ROSTER#{sync_id}#")
     }
+
+    /// Partition of a one-time item; `key` is already a digest, never the bearer value.
+    pub fn one_time(key: &str) -> String {
+        format!("{}{key}", Self::ONE_TIME_PREFIX)
+    }
+
+    /// Every one-time item's partition starts with this.
+    pub const ONE_TIME_PREFIX: &'static str = "OAUTH#";
+
+    /// Sort key of a one-time item: a ticket and a state never answer for each other.
+    pub fn one_time_sort(kind: OneTimeKind) -> &'static str {
+        match kind {
+            OneTimeKind::OAuthTicket => "TICKET",
+            OneTimeKind::OAuthState => "STATE",
+        }
+    }
+
+    /// Audit entries sort by time, then by entry id (unique within the integration).
+    pub fn audit(at: DateTime<Utc>, entry_id: &str) -> String {
+        format!("AUDIT#{}#{entry_id}", at.format(MICROS))
+    }
+
+    pub const AUDIT_PREFIX: &'static str = "AUDIT#";
 }

@@ -2,12 +2,14 @@
 //! Adapters: [`dynamo::DynamoStore`] (AWS) and [`embedded::EmbeddedStore`] (the CLI's file).
 //! One contract test suite (`tests/store_contract.rs`) runs against both.
 
+mod cursor;
 pub mod dynamo;
 pub mod embedded;
 mod keys;
 
 use crate::domain::{
-    Account, EventCoverage, Integration, IntegrationId, Provider, Snapshot, TaskKind, TaskRun,
+    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, IntegrationStatus,
+    Provider, Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -41,6 +43,18 @@ pub enum StoreError {
         integration_id: IntegrationId,
         kind: LeaseKind,
     },
+    /// A one-time item (OAuth ticket or state) already exists under this key.
+    #[error("a one-time {0} with this key already exists")]
+    OneTimeExists(OneTimeKind),
+    /// A one-time key that is not a hex SHA-256 digest: refused so a raw bearer value can
+    /// never end up in the store by mistake.
+    #[error("a one-time key must be a hex SHA-256 digest")]
+    InvalidOneTimeKey,
+    /// A page cursor that this listing did not hand out (garbage, tampered with, or from
+    /// another listing): the caller's input, so an API answers 400. The message never
+    /// repeats the cursor.
+    #[error("invalid cursor: {0}")]
+    BadCursor(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("store backend failed: {message}")]
@@ -98,6 +112,68 @@ pub struct Lease {
     pub checkpoint: Option<serde_json::Value>,
 }
 
+/// What a one-time item is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneTimeKind {
+    // Named explicitly: `snake_case` alone would write `o_auth_ticket`.
+    #[serde(rename = "oauth_ticket")]
+    OAuthTicket,
+    #[serde(rename = "oauth_state")]
+    OAuthState,
+}
+
+impl OneTimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OneTimeKind::OAuthTicket => "oauth_ticket",
+            OneTimeKind::OAuthState => "oauth_state",
+        }
+    }
+}
+
+impl std::fmt::Display for OneTimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A single-use item (OAuth start ticket, OAuth state). `key` is already a digest
+/// (hex SHA-256 of the bearer value, computed by the caller): the raw value is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneTimeItem {
+    pub kind: OneTimeKind,
+    pub key: String,
+    pub expires_at: DateTime<Utc>,
+    /// Opaque to the store.
+    pub payload: serde_json::Value,
+}
+
+/// What `take_one_time` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OneTimeTake {
+    Taken(OneTimeItem),
+    Expired,
+    Missing,
+}
+
+/// Whether `key` looks like what a one-time key must be: 64 hex digits (a SHA-256 digest).
+pub(crate) fn is_digest(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Marks `integration` disconnected as of `now`; `false` (and untouched) if it already was,
+/// so a repeated disconnect changes nothing.
+pub(crate) fn mark_disconnected(integration: &mut Integration, now: DateTime<Utc>) -> bool {
+    if integration.status == IntegrationStatus::Disconnected && !integration.enabled {
+        return false;
+    }
+    integration.status = IntegrationStatus::Disconnected;
+    integration.enabled = false;
+    integration.updated_at = now;
+    true
+}
+
 /// One page of a paginated listing; `next` is an opaque cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -149,6 +225,41 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Account>, StoreError>;
+    /// Seat holders of one license type, oldest last login first (never-logged-in first), via
+    /// GSI gsi2, `limit` at a time. With `last_login_before = Some(t)` only accounts whose last
+    /// login is before `t` or missing (a key condition on gsi2sk, not a filter). The index
+    /// keeps whole seconds, so a login within `t`'s own second counts as not before `t`: the
+    /// safe side for reclaim. Vanished accounts are not in the index. DynamoDB's index is
+    /// eventually consistent.
+    async fn accounts_by_license_type(
+        &self,
+        id: &IntegrationId,
+        license_type: &str,
+        last_login_before: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError>;
+    /// Accounts of one kind (human/service/app/external), in external-id order, via GSI gsi3
+    /// (vanished accounts are left out of the index), so the API never filters a whole
+    /// partition.
+    async fn accounts_by_kind(
+        &self,
+        id: &IntegrationId,
+        kind: AccountKind,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Account>, StoreError>;
+
+    /// Disconnect in one atomic write: the integration gets `status = Disconnected`,
+    /// `enabled = false`, `updated_at = now`; its tenant claim is deleted only if it still
+    /// names this integration (never another integration's claim). Returns the updated
+    /// integration; `NotFound` if it does not exist. Idempotent on an already disconnected
+    /// one (left as it is, `updated_at` included).
+    async fn disconnect_integration(
+        &self,
+        id: &IntegrationId,
+        now: DateTime<Utc>,
+    ) -> Result<Integration, StoreError>;
 
     // Event coverage -----------------------------------------------------------------------
     async fn get_event_coverage(
@@ -237,6 +348,32 @@ pub trait Store: Send + Sync {
         id: &IntegrationId,
         sync_id: &str,
     ) -> Result<(), StoreError>;
+
+    // One-time items -----------------------------------------------------------------------
+    /// Stores a new one-time item; `OneTimeExists` if the key is taken (expired or not),
+    /// `InvalidOneTimeKey` unless the key is a hex SHA-256 digest.
+    async fn put_one_time(&self, item: &OneTimeItem) -> Result<(), StoreError>;
+    /// Consumes the item atomically: of two concurrent takers exactly one gets `Taken`. The
+    /// expiry is checked in the consuming write's condition, never left to TTL; an expired
+    /// item is never `Taken` (it is left for TTL, so a later take says `Expired` again).
+    async fn take_one_time(
+        &self,
+        kind: OneTimeKind,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OneTimeTake, StoreError>;
+
+    // Audit --------------------------------------------------------------------------------
+    /// Appends one audit entry (idempotent: the same entry written twice is stored once).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The audit trail newest first, `limit` at a time; `cursor` is opaque (the previous
+    /// page's `next`).
+    async fn list_audit(
+        &self,
+        id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError>;
 }
 
 /// Page size for walking a whole integration's accounts.
@@ -259,5 +396,26 @@ pub async fn for_each_account_page<E: From<StoreError>>(
         if cursor.is_none() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_kinds_serialise_as_they_display() {
+        for kind in [OneTimeKind::OAuthTicket, OneTimeKind::OAuthState] {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, serde_json::json!(kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn only_hex_sha256_digests_are_one_time_keys() {
+        assert!(is_digest(&"ab".repeat(32)));
+        assert!(!is_digest(&"ab".repeat(31)));
+        assert!(!is_digest(&"zz".repeat(32)));
+        assert!(!is_digest("raw-state-value"));
     }
 }
