@@ -81,6 +81,7 @@ pub enum AuthKind {
     /// Box Client Credentials Grant (or Salesforce client credentials).
     ClientCredentials,
     /// Authorization code with a refresh token.
+    #[serde(rename = "oauth")]
     OAuth,
 }
 

@@ -2,9 +2,12 @@
 
 pub mod connect;
 pub mod context;
+pub mod integrations;
 pub mod license_sync;
+pub mod oauth_connect;
 pub mod report;
 pub mod sources;
+pub mod tokens;
 
 pub use license_sync::{
     Deadline, LicenseSync, SyncCheckpoint, SyncError, SyncOptions, SyncRunSummary,

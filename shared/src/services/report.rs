@@ -2,7 +2,8 @@
 //! Figures come from the latest complete snapshot, never from a half-finished sync.
 
 use crate::domain::{
-    Account, EventCoverage, InactiveDays, IntegrationId, LicenseTypeCounts, Provider, Seats,
+    Account, EventCoverage, InactiveDays, Integration, IntegrationId, LicenseTypeCounts, Provider,
+    SeatPrice, Seats, Snapshot,
 };
 use crate::store::{Store, StoreError, for_each_account_page};
 use chrono::{DateTime, Utc};
@@ -35,6 +36,33 @@ pub struct LicenseSummary {
     pub event_coverage: Option<EventCoverage>,
     pub seats: Seats,
     pub license_types: Vec<LicenseTypeCounts>,
+    /// What the inactive seats cost; `None` when the integration has no price per seat.
+    pub potential_savings: Option<PotentialSavings>,
+}
+
+/// Inactive seats × the integration's price per seat. Amounts are in minor units (cents)
+/// of `currency`, like the price itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PotentialSavings {
+    pub inactive_seats: u64,
+    pub monthly: u64,
+    pub yearly: u64,
+    pub currency: String,
+}
+
+impl PotentialSavings {
+    pub fn of(price: &SeatPrice, license_types: &[LicenseTypeCounts]) -> Self {
+        let inactive_seats = license_types
+            .iter()
+            .fold(0u64, |sum, lt| sum.saturating_add(lt.inactive));
+        let monthly = price.monthly_cost(inactive_seats);
+        Self {
+            inactive_seats,
+            monthly,
+            yearly: monthly.saturating_mul(12),
+            currency: price.currency.clone(),
+        }
+    }
 }
 
 /// One account as reports show it.
@@ -136,7 +164,18 @@ pub async fn license_summary(
         .latest_snapshot(id)
         .await?
         .ok_or_else(|| ReportError::NoData(id.clone()))?;
-    Ok(LicenseSummary {
+    Ok(summarize(&integration, snapshot, inactive_days))
+}
+
+/// The summary of one snapshot of `integration` (pure: callers that already hold both use
+/// it directly).
+pub fn summarize(
+    integration: &Integration,
+    snapshot: Snapshot,
+    inactive_days: InactiveDays,
+) -> LicenseSummary {
+    let license_types = snapshot.counts(inactive_days.get());
+    LicenseSummary {
         integration: ReportIntegration {
             id: integration.id.clone(),
             provider: integration.provider,
@@ -144,10 +183,14 @@ pub async fn license_summary(
         },
         synced_at: snapshot.data_as_of,
         inactive_days: inactive_days.get(),
-        license_types: snapshot.counts(inactive_days.get()),
+        potential_savings: integration
+            .seat_price
+            .as_ref()
+            .map(|price| PotentialSavings::of(price, &license_types)),
+        license_types,
         event_coverage: snapshot.event_coverage,
         seats: snapshot.seats,
-    })
+    }
 }
 
 /// Visits every current (not vanished) account in id order, a page at a time.
@@ -168,7 +211,30 @@ pub async fn for_each_account(
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::{PotentialSavings, csv_field};
+    use crate::domain::{LicenseTypeCounts, SeatPrice};
+
+    #[test]
+    fn potential_savings_price_every_inactive_seat() {
+        let counts = |name: &str, inactive| LicenseTypeCounts {
+            name: name.into(),
+            assigned: 10,
+            active: 10 - inactive,
+            inactive,
+            never_logged_in: 0,
+        };
+        let price = SeatPrice::new(1500, "usd").expect("valid price");
+        let savings = PotentialSavings::of(&price, &[counts("Business", 3), counts("Plus", 1)]);
+        assert_eq!(
+            savings,
+            PotentialSavings {
+                inactive_seats: 4,
+                monthly: 6000,
+                yearly: 72_000,
+                currency: "USD".into(),
+            }
+        );
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {
