@@ -9,8 +9,8 @@ pub mod report;
 pub mod sources;
 pub mod tokens;
 
+pub use context::{AwsSettings, ServiceContext};
 pub use license_sync::{
     Deadline, LicenseSync, SyncCheckpoint, SyncError, SyncOptions, SyncRunSummary,
 };
-pub use context::ServiceContext;
 pub use sources::{ProviderSources, SourceFactory};
