@@ -1,9 +1,12 @@
 //! The `Secrets` contract, run against the local file (0600) and Secrets Manager (moto).
 
 use aws_config::retry::RetryConfig;
+use seatkeeper_shared::domain::Provider;
 use seatkeeper_shared::secrets::aws::SecretsManagerSecrets;
 use seatkeeper_shared::secrets::file::FileSecrets;
-use seatkeeper_shared::secrets::{IntegrationCredentials, Secrets};
+use seatkeeper_shared::secrets::{
+    IntegrationCredentials, OAuthAppCredentials, Secrets, SecretsError,
+};
 use seatkeeper_tests::{Moto, aws_config, error_chain, secrets_client, secrets_manager};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::LazyLock;
@@ -63,6 +66,8 @@ macro_rules! secrets_contract_tests {
                 deleted_secret_can_be_stored_again,
                 secrets_are_independent,
                 integration_credentials_round_trip,
+                fresh_read_sees_the_latest_write,
+                oauth_app_credentials_load,
             );
         }
     };
@@ -167,6 +172,64 @@ mod cases {
         assert!(loaded.access_token.is_none());
         assert!(!format!("{loaded:?}").contains("client-secret"));
     }
+
+    pub async fn fresh_read_sees_the_latest_write(secrets: &dyn Secrets) {
+        let n = name("fresh");
+        assert!(secrets.get_fresh(&n).await.expect("get_fresh").is_none());
+        secrets.put(&n, secret("v1")).await.expect("put");
+        secrets.put(&n, secret("v2")).await.expect("put again");
+        let fresh = secrets.get_fresh(&n).await.expect("get_fresh");
+        assert_eq!(fresh.as_ref().map(|v| v.expose_secret()), Some("v2"));
+        let loaded = IntegrationCredentials::load_fresh(secrets, &n).await;
+        assert!(
+            matches!(loaded, Err(SecretsError::Malformed(ref m)) if *m == n),
+            "not JSON: {loaded:?}"
+        );
+        secrets.delete(&n).await.expect("delete");
+        assert!(secrets.get_fresh(&n).await.expect("get_fresh").is_none());
+    }
+
+    pub async fn oauth_app_credentials_load(secrets: &dyn Secrets) {
+        // One app secret per provider: a fixed name, so its tests all write the same value.
+        let n = OAuthAppCredentials::secret_name(Provider::Box);
+        assert_eq!(n, "seatkeeper/apps/box");
+        assert_eq!(
+            OAuthAppCredentials::secret_name(Provider::Salesforce),
+            "seatkeeper/apps/salesforce"
+        );
+        secrets
+            .put(
+                &n,
+                secret(r#"{"client_id":"app-id","client_secret":"app-secret-9c1"}"#),
+            )
+            .await
+            .expect("put");
+        let app = OAuthAppCredentials::load(secrets, Provider::Box)
+            .await
+            .expect("load");
+        assert_eq!(app.client_id, "app-id");
+        assert_eq!(app.client_secret.expose_secret(), "app-secret-9c1");
+        assert!(!format!("{app:?}").contains("app-secret-9c1"));
+
+        for bad in [
+            r#"{"client_id":"","client_secret":"s"}"#,
+            r#"{"client_id":"app-id"}"#,
+            "not json",
+        ] {
+            secrets.put(&n, secret(bad)).await.expect("put");
+            let loaded = OAuthAppCredentials::load(secrets, Provider::Box).await;
+            assert!(
+                matches!(loaded, Err(SecretsError::Malformed(ref m)) if *m == n),
+                "{bad}: {loaded:?}"
+            );
+        }
+
+        let missing = OAuthAppCredentials::load(secrets, Provider::Salesforce).await;
+        assert!(
+            matches!(missing, Err(SecretsError::NotFound(ref m)) if m == "seatkeeper/apps/salesforce"),
+            "{missing:?}"
+        );
+    }
 }
 
 // The local file ------------------------------------------------------------------------
@@ -239,6 +302,40 @@ async fn secrets_manager_cache_follows_its_own_writes_and_deletes() {
     assert_eq!(value_of(&secrets, &n).await.as_deref(), Some("v2"));
     secrets.delete(&n).await.expect("delete");
     assert_eq!(value_of(&secrets, &n).await, None);
+}
+
+#[tokio::test]
+async fn secrets_manager_fresh_read_bypasses_the_cache_and_refreshes_it() {
+    let n = name("fresh-read");
+    let reader = SecretsManagerSecrets::new(secrets_client(&MOTO).await)
+        .with_cache_ttl(Duration::from_secs(60));
+    let other_container = secrets_manager(&MOTO).await;
+    other_container.put(&n, secret("v1")).await.expect("put");
+    assert_eq!(value_of(&reader, &n).await.as_deref(), Some("v1"));
+    other_container.put(&n, secret("v2")).await.expect("put");
+    assert_eq!(value_of(&reader, &n).await.as_deref(), Some("v1"), "cached");
+    let fresh = reader.get_fresh(&n).await.expect("get_fresh");
+    assert_eq!(fresh.as_ref().map(|v| v.expose_secret()), Some("v2"));
+    assert_eq!(
+        value_of(&reader, &n).await.as_deref(),
+        Some("v2"),
+        "the fresh read replaced the cached value"
+    );
+    other_container.delete(&n).await.expect("delete");
+    assert!(reader.get_fresh(&n).await.expect("get_fresh").is_none());
+    assert_eq!(value_of(&reader, &n).await, None, "the cache forgot it");
+}
+
+#[tokio::test]
+async fn secrets_file_fresh_read_sees_another_instance_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("secrets.json");
+    let (reader, writer) = (FileSecrets::new(&path), FileSecrets::new(&path));
+    writer.put("k", secret("v1")).await.expect("put");
+    assert_eq!(value_of(&reader, "k").await.as_deref(), Some("v1"));
+    writer.put("k", secret("v2")).await.expect("put");
+    let fresh = reader.get_fresh("k").await.expect("get_fresh");
+    assert_eq!(fresh.as_ref().map(|v| v.expose_secret()), Some("v2"));
 }
 
 #[tokio::test]

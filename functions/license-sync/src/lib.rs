@@ -6,6 +6,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use seatkeeper_shared::clock::Clock;
 use seatkeeper_shared::domain::IntegrationStatus;
+use seatkeeper_shared::provider::ProviderError;
+use seatkeeper_shared::services::sources::SourceError;
 use seatkeeper_shared::services::{Deadline, LicenseSync, SourceFactory, SyncError, SyncOptions};
 use seatkeeper_shared::store::Store;
 use seatkeeper_shared::trigger::{SyncRequest, SyncTrigger};
@@ -135,11 +137,15 @@ async fn sync_one(
         }
         // Already recorded, and a retry would fail the same way: answer, don't raise, so
         // Lambda does not run it again.
+        // A refused grant (`invalid_grant` sets the integration to needs_reauth) stays refused
+        // until an admin reconnects it.
         Err(
             e @ (SyncError::NotFound(_)
             | SyncError::Disabled(_)
             | SyncError::CheckpointLost(_)
-            | SyncError::RosterIncomplete { .. }),
+            | SyncError::RosterIncomplete { .. }
+            | SyncError::Provider(ProviderError::Auth { .. })
+            | SyncError::Source(SourceError::NeedsReauth(_))),
         ) => {
             tracing::warn!(error = %e, "sync not run, or failed for good");
             return Ok(json!({

@@ -23,19 +23,22 @@ async fn main() -> Result<(), Error> {
     let secrets = Arc::new(SecretsManagerSecrets::new(
         aws_sdk_secretsmanager::Client::new(&config),
     ));
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        table,
+    ));
     let deps = Deps {
-        store: Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            table,
-        )),
-        sources: Arc::new(ProviderSources {
+        store: store.clone(),
+        sources: Arc::new(ProviderSources::new(
+            store,
             secrets,
-            http: HttpClient::new(&HttpConfig::default())?,
-            box_config: BoxConfig {
+            Arc::new(SystemClock),
+            HttpClient::new(&HttpConfig::default())?,
+            BoxConfig {
                 api_base: box_api_url(),
                 ..BoxConfig::default()
             },
-        }),
+        )),
         trigger: Arc::new(LambdaSyncTrigger::new(
             aws_sdk_lambda::Client::new(&config),
             function,

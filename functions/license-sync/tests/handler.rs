@@ -73,11 +73,13 @@ async fn fixture(users: usize) -> (Fixture, IntegrationId) {
     let trigger = Arc::new(RecordingTrigger::default());
     let deps = Deps {
         store: store.clone(),
-        sources: Arc::new(ProviderSources {
+        sources: Arc::new(ProviderSources::new(
+            store.clone(),
             secrets,
+            Arc::new(SystemClock),
             http,
             box_config,
-        }),
+        )),
         trigger: trigger.clone(),
         clock: Arc::new(SystemClock),
         options: SyncOptions::default(),

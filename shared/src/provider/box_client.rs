@@ -1,5 +1,6 @@
-//! Box's REST API over HTTP: CCG tokens, the current user, managed users (marker
-//! paging) and enterprise `LOGIN` events (`admin_logs`).
+//! Box's REST API over HTTP: CCG tokens (or tokens from an [`AccessTokenProvider`] for
+//! authorization-code integrations), the current user, managed users (marker paging) and
+//! enterprise `LOGIN` events (`admin_logs`).
 //!
 //! Every request goes through [`HttpClient`] (retries, request count). On top of that,
 //! a 401 from an API call drops the cached token, fetches a new one once and repeats
@@ -14,6 +15,7 @@ pub mod oauth;
 mod token;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -28,7 +30,8 @@ pub use model::{
     BoxNotificationEmail, BoxUser, BoxUserPage,
 };
 use model::{ClientError, EventsResponse, MeResponse, ProbeUsersResponse, UsersResponse};
-use token::{AccessToken, Grant, TokenSource};
+use token::{AccessToken, FixedToken, Grant, TokenSource};
+pub use token::{AccessTokenProvider, ProvidedToken};
 
 /// The provider name in errors and logs.
 const PROVIDER: &str = "box";
@@ -103,10 +106,32 @@ impl fmt::Debug for BoxClient {
 }
 
 impl BoxClient {
+    /// A client acting as the enterprise's service account (Client Credentials Grant).
     pub fn new(config: BoxConfig, http: HttpClient, creds: BoxCcgCredentials) -> Self {
+        Self::with_grant(config, http, Grant::ClientCredentials(creds))
+    }
+
+    /// A client whose access tokens come from `provider` (an authorization-code
+    /// integration). Tokens are still cached in memory, and a 401 makes the client ask the
+    /// provider again, naming the rejected token.
+    pub fn with_token_provider(
+        config: BoxConfig,
+        http: HttpClient,
+        provider: Arc<dyn AccessTokenProvider>,
+    ) -> Self {
+        Self::with_grant(config, http, Grant::Provided(provider))
+    }
+
+    /// A client using one access token it cannot renew (an OAuth connect checking a grant
+    /// it just obtained). If Box rejects the token, calls fail with `ProviderError::Auth`.
+    pub fn with_access_token(config: BoxConfig, http: HttpClient, token: SecretString) -> Self {
+        Self::with_grant(config, http, Grant::Provided(Arc::new(FixedToken(token))))
+    }
+
+    fn with_grant(config: BoxConfig, http: HttpClient, grant: Grant) -> Self {
         let base = config.api_base.trim_end_matches('/').to_owned();
         let tokens = TokenSource::new(
-            Grant::ClientCredentials(creds),
+            grant,
             format!("{base}/oauth2/token"),
             config.token_refresh_margin,
         );

@@ -59,6 +59,13 @@ pub enum ProviderError {
         provider: &'static str,
         detail: String,
     },
+    /// Our side of token handling failed: the integration's secret could not be read or
+    /// written, or another container's refresh did not finish in time. Never holds a token.
+    #[error("{provider} token handling failed: {detail}")]
+    TokenHandling {
+        provider: &'static str,
+        detail: String,
+    },
 }
 
 /// One page of a provider's user list, already mapped to accounts.

@@ -195,12 +195,21 @@ impl Secrets for SecretsManagerSecrets {
         if let Some(value) = self.cached(name) {
             return Ok(Some(value));
         }
+        self.get_fresh(name).await
+    }
+
+    /// Asks Secrets Manager even when the cache holds the name; the answer refreshes the cache.
+    async fn get_fresh(&self, name: &str) -> Result<Option<SecretString>, SecretsError> {
         let result = self.client.get_secret_value().secret_id(name).send().await;
         let out = match result {
             Ok(out) => out,
-            Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                self.forget(name);
+                return Ok(None);
+            }
             Err(e) if e.code() == Some("InvalidRequestException") => {
                 if self.is_scheduled_for_deletion(name).await? {
+                    self.forget(name);
                     return Ok(None);
                 }
                 return Err(sdk_err("GetSecretValue", name, e));

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Provider;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error("secret {0} not found")]
@@ -38,6 +40,12 @@ impl SecretsError {
 #[async_trait]
 pub trait Secrets: Send + Sync {
     async fn get(&self, name: &str) -> Result<Option<SecretString>, SecretsError>;
+    /// Reads the value from the backend itself, never from a cache: for decisions that must
+    /// see another container's latest write (the re-read under the OAuth token lock).
+    /// Adapters without a cache read the same way as [`Secrets::get`].
+    async fn get_fresh(&self, name: &str) -> Result<Option<SecretString>, SecretsError> {
+        self.get(name).await
+    }
     /// Creates the secret or stores a new value for it.
     async fn put(&self, name: &str, value: SecretString) -> Result<(), SecretsError>;
     /// Deletes the secret; deleting a missing secret is not an error.
@@ -94,6 +102,19 @@ impl IntegrationCredentials {
             .get(name)
             .await?
             .ok_or_else(|| SecretsError::NotFound(name.to_owned()))?;
+        Self::parse(name, &raw)
+    }
+
+    /// Like [`IntegrationCredentials::load`], bypassing any cache ([`Secrets::get_fresh`]).
+    pub async fn load_fresh(secrets: &dyn Secrets, name: &str) -> Result<Self, SecretsError> {
+        let raw = secrets
+            .get_fresh(name)
+            .await?
+            .ok_or_else(|| SecretsError::NotFound(name.to_owned()))?;
+        Self::parse(name, &raw)
+    }
+
+    fn parse(name: &str, raw: &SecretString) -> Result<Self, SecretsError> {
         serde_json::from_str(raw.expose_secret())
             .map_err(|_| SecretsError::Malformed(name.to_owned()))
     }
@@ -102,6 +123,54 @@ impl IntegrationCredentials {
         let json =
             serde_json::to_string(self).map_err(|_| SecretsError::Malformed(name.to_owned()))?;
         secrets.put(name, SecretString::from(json)).await
+    }
+}
+
+/// The client id/secret of Seatkeeper's own OAuth app at a provider, kept in the secret
+/// `seatkeeper/apps/<provider>` as `{"client_id": "...", "client_secret": "..."}`.
+/// Used both to start OAuth connects and to refresh the tokens of OAuth integrations.
+#[derive(Clone)]
+pub struct OAuthAppCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl std::fmt::Debug for OAuthAppCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthAppCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The JSON shape of the app secret; private so the secret only leaves it as a `SecretString`.
+#[derive(Deserialize)]
+struct OAuthAppCredentialsJson {
+    client_id: String,
+    client_secret: String,
+}
+
+impl OAuthAppCredentials {
+    pub fn secret_name(provider: Provider) -> String {
+        format!("seatkeeper/apps/{}", provider.as_str())
+    }
+
+    pub async fn load(secrets: &dyn Secrets, provider: Provider) -> Result<Self, SecretsError> {
+        let name = Self::secret_name(provider);
+        let raw = secrets
+            .get(&name)
+            .await?
+            .ok_or_else(|| SecretsError::NotFound(name.clone()))?;
+        let parsed: OAuthAppCredentialsJson = serde_json::from_str(raw.expose_secret())
+            .map_err(|_| SecretsError::Malformed(name.clone()))?;
+        if parsed.client_id.trim().is_empty() || parsed.client_secret.is_empty() {
+            return Err(SecretsError::Malformed(name));
+        }
+        Ok(Self {
+            client_id: parsed.client_id,
+            client_secret: SecretString::from(parsed.client_secret),
+        })
     }
 }
 

@@ -140,11 +140,13 @@ impl Local {
         continue_from: Option<&ContinueFrom>,
         deadline: Deadline,
     ) -> Result<SyncRunSummary, SyncError> {
-        let sources = ProviderSources {
-            secrets: self.secrets.clone(),
-            http: self.http.clone(),
-            box_config: self.box_config.clone(),
-        };
+        let sources = ProviderSources::new(
+            self.store.clone(),
+            self.secrets.clone(),
+            Arc::new(seatkeeper_shared::clock::SystemClock),
+            self.http.clone(),
+            self.box_config.clone(),
+        );
         LicenseSync {
             store: self.store.as_ref(),
             sources: &sources,

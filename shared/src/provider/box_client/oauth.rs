@@ -4,9 +4,10 @@
 //! Box refresh tokens are single use: every refresh spends the old one and returns a new
 //! one, even when the answer never reaches us. Refresh and code exchange are therefore
 //! sent [`Call::not_idempotent`]: a lost response is reported, not retried with a token
-//! that is already spent. Callers must persist a new token set before using it, and treat
-//! a lost refresh (an `Unavailable` error) like `invalid_grant`: the grant needs the user
-//! to authorize again.
+//! that is already spent. Callers must persist a new token set before using it. A lost
+//! refresh (an `Unavailable` error) may have spent the token: the next refresh then gets
+//! `invalid_grant`, and the grant needs the user to authorize again. The services layer
+//! (`services::tokens`) does all of this under a lock shared by every container.
 //!
 //! Nothing here logs a response body, a token, a code or the client secret.
 //!
@@ -167,8 +168,8 @@ pub async fn exchange_code(
 
 /// `grant_type=refresh_token`: spends `refresh_token` and returns a new set whose refresh
 /// token replaces it. `invalid_grant` (spent, expired or revoked) means the user must
-/// authorize again; so does an `Unavailable` error, since Box may have rotated the token
-/// without our seeing the answer.
+/// authorize again. After an `Unavailable` error Box may have rotated the token without our
+/// seeing the answer; whether it did shows on the next refresh.
 #[tracing::instrument(name = "box.oauth.refresh", skip_all)]
 pub async fn refresh(
     http: &HttpClient,

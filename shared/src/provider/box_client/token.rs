@@ -1,12 +1,17 @@
 //! Box access tokens: obtained from a grant, cached until shortly before they expire.
 //!
-//! Only the Client Credentials Grant exists today. Authorization-code apps will add a
-//! `Grant` variant whose refresh token rotates on every use; the cache and the
-//! "invalidate on 401" logic below do not depend on the grant.
+//! Two grants: the Client Credentials Grant (fetched here), and tokens handed over by an
+//! [`AccessTokenProvider`] (authorization-code integrations, whose single-use refresh token
+//! lives in the integration's secret and is refreshed under a lock by the services layer).
+//! The cache and the "invalidate on 401" logic below do not depend on the grant; a provider
+//! is told which token Box rejected, so it does not hand the same one out again.
 
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -24,25 +29,77 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Box's documented default lifetime, used when a token response omits `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// Where a [`BoxClient`](super::BoxClient) built with
+/// [`with_token_provider`](super::BoxClient::with_token_provider) gets its access tokens.
+#[async_trait]
+pub trait AccessTokenProvider: Send + Sync {
+    /// A usable access token. `rejected` is a token Box just answered 401 to: the provider
+    /// must not hand that one out again (it obtains a new one instead).
+    async fn access_token(
+        &self,
+        rejected: Option<&SecretString>,
+    ) -> Result<ProvidedToken, ProviderError>;
+}
+
+/// An access token from an [`AccessTokenProvider`]. `Debug` redacts it.
+#[derive(Clone)]
+pub struct ProvidedToken {
+    pub access_token: SecretString,
+    /// How long it stays valid from now (the client stops using it a margin earlier).
+    pub valid_for: Duration,
+}
+
+impl fmt::Debug for ProvidedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProvidedToken")
+            .field("access_token", &"[redacted]")
+            .field("valid_for", &self.valid_for)
+            .finish()
+    }
+}
+
+/// One access token and nothing to replace it with: a grant just obtained (an OAuth
+/// connect's code exchange, checked before anything is stored). Once Box rejects it, calls
+/// fail with `Auth`.
+pub(super) struct FixedToken(pub SecretString);
+
+#[async_trait]
+impl AccessTokenProvider for FixedToken {
+    async fn access_token(
+        &self,
+        rejected: Option<&SecretString>,
+    ) -> Result<ProvidedToken, ProviderError> {
+        if rejected.is_some_and(|r| r.expose_secret() == self.0.expose_secret()) {
+            return Err(ProviderError::Auth {
+                provider: PROVIDER,
+                code: "invalid_token".to_owned(),
+                description: "Box rejected the access token".to_owned(),
+            });
+        }
+        Ok(ProvidedToken {
+            access_token: self.0.clone(),
+            valid_for: DEFAULT_LIFETIME,
+        })
+    }
+}
+
 /// How a token is obtained.
 pub(super) enum Grant {
     /// `grant_type=client_credentials` for the enterprise's service account.
     ClientCredentials(BoxCcgCredentials),
+    /// Handed over by a provider (authorization-code integrations).
+    Provided(Arc<dyn AccessTokenProvider>),
 }
 
-impl Grant {
-    /// The token request form. Holds the client secret: never log it.
-    fn form(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            Grant::ClientCredentials(creds) => vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", creds.client_id.as_str()),
-                ("client_secret", creds.client_secret.expose_secret()),
-                ("box_subject_type", "enterprise"),
-                ("box_subject_id", creds.enterprise_id.as_str()),
-            ],
-        }
-    }
+/// The Client Credentials token request form. Holds the client secret: never log it.
+fn ccg_form(creds: &BoxCcgCredentials) -> Vec<(&'static str, &str)> {
+    vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", creds.client_id.as_str()),
+        ("client_secret", creds.client_secret.expose_secret()),
+        ("box_subject_type", "enterprise"),
+        ("box_subject_id", creds.enterprise_id.as_str()),
+    ]
 }
 
 /// A bearer token plus the generation that identifies it, so a caller that saw it
@@ -59,12 +116,20 @@ struct Cached {
     refresh_at: Instant,
 }
 
+#[derive(Default)]
+struct CacheState {
+    cached: Option<Cached>,
+    /// The token Box last answered 401 to, until a new one replaces it: a provider must
+    /// not hand it out again even if its own records say it is still valid.
+    rejected: Option<SecretString>,
+}
+
 pub(super) struct TokenSource {
     grant: Grant,
     token_url: String,
     margin: Duration,
     /// A tokio mutex held across the fetch: concurrent callers wait for one request.
-    cache: Mutex<Option<Cached>>,
+    cache: Mutex<CacheState>,
     generations: AtomicU64,
 }
 
@@ -81,7 +146,7 @@ impl TokenSource {
             grant,
             token_url,
             margin,
-            cache: Mutex::new(None),
+            cache: Mutex::new(CacheState::default()),
             generations: AtomicU64::new(0),
         }
     }
@@ -93,14 +158,18 @@ impl TokenSource {
         policy: &RetryPolicy,
     ) -> Result<AccessToken, ProviderError> {
         let mut cache = self.cache.lock().await;
-        if let Some(cached) = cache.as_ref()
+        if let Some(cached) = cache.cached.as_ref()
             && Instant::now() < cached.refresh_at
         {
             return Ok(cached.token.clone());
         }
-        let fetched = self.fetch(http, policy).await?;
+        let fetched = match &self.grant {
+            Grant::ClientCredentials(creds) => self.fetch_ccg(creds, http, policy).await?,
+            Grant::Provided(provider) => self.fetch_provided(provider.as_ref(), &cache).await?,
+        };
         let token = fetched.token.clone();
-        *cache = Some(fetched);
+        cache.cached = Some(fetched);
+        cache.rejected = None;
         Ok(token)
     }
 
@@ -108,21 +177,52 @@ impl TokenSource {
     pub async fn invalidate(&self, token: &AccessToken) {
         let mut cache = self.cache.lock().await;
         if cache
+            .cached
             .as_ref()
             .is_some_and(|cached| cached.token.generation == token.generation)
         {
-            *cache = None;
+            cache.cached = None;
+            cache.rejected = Some(token.secret.clone());
         }
     }
 
-    #[tracing::instrument(name = "box.token", skip_all)]
-    async fn fetch(
+    fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    #[tracing::instrument(name = "box.token.provided", skip_all)]
+    async fn fetch_provided(
         &self,
+        provider: &dyn AccessTokenProvider,
+        cache: &CacheState,
+    ) -> Result<Cached, ProviderError> {
+        let requested_at = Instant::now();
+        let provided = provider.access_token(cache.rejected.as_ref()).await?;
+        let lifetime = provided.valid_for.min(MAX_LIFETIME);
+        let generation = self.next_generation();
+        tracing::debug!(
+            valid_for_s = lifetime.as_secs(),
+            generation,
+            "box token provided"
+        );
+        Ok(Cached {
+            token: AccessToken {
+                secret: provided.access_token,
+                generation,
+            },
+            refresh_at: requested_at + usable_lifetime(lifetime, self.margin),
+        })
+    }
+
+    #[tracing::instrument(name = "box.token", skip_all)]
+    async fn fetch_ccg(
+        &self,
+        creds: &BoxCcgCredentials,
         http: &HttpClient,
         policy: &RetryPolicy,
     ) -> Result<Cached, ProviderError> {
         let requested_at = Instant::now();
-        let form = self.grant.form();
+        let form = ccg_form(creds);
         // Getting a second token is harmless, so the request is idempotent for retries.
         let response = http
             .send(Call::new(PROVIDER, "token", policy), |client| {
@@ -144,7 +244,7 @@ impl TokenSource {
             .expires_in
             .map_or(DEFAULT_LIFETIME, Duration::from_secs)
             .min(MAX_LIFETIME);
-        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let generation = self.next_generation();
         tracing::debug!(
             expires_in_s = lifetime.as_secs(),
             generation,
@@ -170,8 +270,6 @@ fn usable_lifetime(lifetime: Duration, margin: Duration) -> Duration {
     }
 }
 
-/// 400/401 with `{"error","error_description"}` is a refusal of the credentials; anything
-/// else is read as an API error.
 /// A token-endpoint failure: OAuth's `{error, error_description}` becomes `Auth`, anything
 /// else Box's usual API error. Shared by the client-credentials and authorization-code flows.
 pub(super) fn token_error(status: StatusCode, body: &[u8], what: &str) -> ProviderError {
@@ -237,14 +335,91 @@ mod tests {
         );
     }
 
+    /// Hands out `token-1`, `token-2`, … and records which token it was told was rejected.
+    #[derive(Default)]
+    struct CountingProvider {
+        calls: std::sync::Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl AccessTokenProvider for CountingProvider {
+        async fn access_token(
+            &self,
+            rejected: Option<&SecretString>,
+        ) -> Result<ProvidedToken, ProviderError> {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(rejected.map(|r| r.expose_secret().to_owned()));
+            Ok(ProvidedToken {
+                access_token: SecretString::from(format!("token-{}", calls.len())),
+                valid_for: Duration::from_secs(3600),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn provided_tokens_are_cached_and_a_rejected_one_is_named() {
+        let provider = Arc::new(CountingProvider::default());
+        let source = TokenSource::new(
+            Grant::Provided(provider.clone()),
+            "unused".into(),
+            Duration::from_secs(60),
+        );
+        let http = HttpClient::for_tests().unwrap();
+        let policy = RetryPolicy::fast_for_tests();
+        let first = source.get(&http, &policy).await.unwrap();
+        let again = source.get(&http, &policy).await.unwrap();
+        assert_eq!(first.secret.expose_secret(), "token-1");
+        assert_eq!(again.generation, first.generation, "served from memory");
+
+        source.invalidate(&first).await;
+        let second = source.get(&http, &policy).await.unwrap();
+        assert_eq!(second.secret.expose_secret(), "token-2");
+        // A stale rejection (of a token already replaced) changes nothing.
+        source.invalidate(&first).await;
+        let still = source.get(&http, &policy).await.unwrap();
+        assert_eq!(still.generation, second.generation);
+        assert_eq!(
+            *provider.calls.lock().unwrap(),
+            vec![None, Some("token-1".to_owned())]
+        );
+        assert!(
+            !format!(
+                "{:?}",
+                ProvidedToken {
+                    access_token: SecretString::from("hidden-value"),
+                    valid_for: Duration::ZERO,
+                }
+            )
+            .contains("hidden-value")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fixed_token_cannot_be_replaced_once_rejected() {
+        let fixed = FixedToken(SecretString::from("only-token"));
+        let given = fixed.access_token(None).await.unwrap();
+        assert_eq!(given.access_token.expose_secret(), "only-token");
+        let other = SecretString::from("someone-else");
+        assert!(fixed.access_token(Some(&other)).await.is_ok());
+        let err = fixed
+            .access_token(Some(&given.access_token))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Auth { code, .. } if code == "invalid_token"),
+            "{err:?}"
+        );
+        assert!(!format!("{err} {err:?}").contains("only-token"));
+    }
+
     #[test]
     fn form_carries_the_enterprise_subject() {
-        let grant = Grant::ClientCredentials(BoxCcgCredentials {
+        let creds = BoxCcgCredentials {
             client_id: "cid".into(),
             client_secret: SecretString::from("shh"),
             enterprise_id: "777".into(),
-        });
-        let form = grant.form();
+        };
+        let form = ccg_form(&creds);
         assert!(form.contains(&("grant_type", "client_credentials")));
         assert!(form.contains(&("box_subject_type", "enterprise")));
         assert!(form.contains(&("box_subject_id", "777")));
