@@ -6,4 +6,7 @@
 
 pub mod boxsim;
 
-pub use boxsim::{BoxSim, BoxSimConfig, BoxTenantSpec, Faults, OAuthStats, SimHandle, SimStats};
+pub use boxsim::{
+    AppScopes, BoxSim, BoxSimConfig, BoxTenantSpec, Faults, OAuthStats, SimHandle, SimStats,
+    UserWrite, WriteKind,
+};

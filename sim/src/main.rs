@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use seatkeeper_sim::{BoxSim, BoxSimConfig, BoxTenantSpec, Faults};
+use seatkeeper_sim::{AppScopes, BoxSim, BoxSimConfig, BoxTenantSpec, Faults};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
@@ -79,6 +79,9 @@ struct BoxArgs {
     /// Share of refreshes whose response is lost after the refresh token was rotated.
     #[arg(long, default_value_t = 0.0)]
     refresh_lost_response_ratio: f64,
+    /// Milliseconds every refresh-token grant takes (to overlap concurrent refreshes).
+    #[arg(long, default_value_t = 0)]
+    refresh_delay_ms: u64,
     #[arg(long, default_value_t = 0)]
     fault_seed: u64,
     /// The app lacks "App + Enterprise Access": it sees no managed users.
@@ -142,11 +145,16 @@ impl BoxArgs {
                 token_lifetime_requests: self.token_lifetime_requests,
                 roster_drop_ratio: self.roster_drop_ratio,
                 refresh_lost_response_ratio: self.refresh_lost_response_ratio,
+                refresh_delay_ms: self.refresh_delay_ms,
                 seed: self.fault_seed,
+                // The reclaim faults are set at run time: `PUT /_sim/faults`.
+                ..Faults::default()
             },
             app_has_enterprise_access: !self.no_enterprise_access,
             app_authorized: !self.unauthorized_app,
             app_can_read_events: !self.no_events_permission,
+            // Changed at run time: `PUT /_sim/scopes`.
+            app_scopes: AppScopes::default(),
             oauth_redirect_uris: self.oauth_redirect_uris.clone(),
             oauth_code_ttl: Duration::from_secs(self.oauth_code_ttl_secs),
             oauth_refresh_token_ttl: Duration::from_secs(self.oauth_refresh_token_ttl_secs),

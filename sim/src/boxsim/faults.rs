@@ -28,6 +28,24 @@ pub struct Faults {
     /// unanswered. This is Box's worst case for a client that does not persist the rotated
     /// token before anything else, or that retries with the old one.
     pub refresh_lost_response_ratio: f64,
+    /// Milliseconds every `refresh_token` grant takes before the token is rotated, so tests
+    /// can make concurrent refreshes overlap.
+    pub refresh_delay_ms: u64,
+    /// Share of content transfers (`PUT /2.0/users/{id}/folders/0`) that answer 200 before
+    /// anything moved, as Box does when a transfer outlasts 10 minutes. The source keeps its
+    /// items (so a delete is refused for owning content) until the transfer is due: after
+    /// `transfer_completion_ms` and after `transfer_completion_requests` further API requests.
+    /// With both at 0 it is due by the next request, so set at least one.
+    pub transfer_early_return_ratio: f64,
+    pub transfer_completion_ms: u64,
+    pub transfer_completion_requests: u64,
+    /// Share of successful user writes (update, delete, transfer) whose response is lost: the
+    /// change is made, then the connection is closed unanswered. A retry meets the new state.
+    pub write_lost_response_ratio: f64,
+    /// Share of users whose group memberships cannot be read (403), decided by user id.
+    pub memberships_forbidden_ratio: f64,
+    /// Users (by id) whose group memberships cannot be read (403), whatever the ratio.
+    pub memberships_forbidden_users: Vec<String>,
     pub seed: u64,
 }
 
@@ -44,6 +62,9 @@ pub(crate) struct FaultState {
     dice: StdRng,
     /// Separate from `dice` so that refreshes do not shift the per-request fault sequence.
     refresh_dice: StdRng,
+    /// Separate again, for the same reason: transfers and user writes.
+    transfer_dice: StdRng,
+    write_dice: StdRng,
 }
 
 fn ratio(value: f64) -> f64 {
@@ -58,10 +79,14 @@ impl FaultState {
     pub(crate) fn new(faults: Faults) -> Self {
         let dice = StdRng::seed_from_u64(faults.seed);
         let refresh_dice = StdRng::seed_from_u64(mix64(faults.seed ^ 0x0007_e1f5));
+        let transfer_dice = StdRng::seed_from_u64(mix64(faults.seed ^ 0x007a_05fe));
+        let write_dice = StdRng::seed_from_u64(mix64(faults.seed ^ 0x0000_0317_e105));
         Self {
             faults,
             dice,
             refresh_dice,
+            transfer_dice,
+            write_dice,
         }
     }
 
@@ -101,6 +126,31 @@ impl FaultState {
     pub(crate) fn refresh_response_lost(&mut self) -> bool {
         let roll: f64 = self.refresh_dice.random();
         roll < ratio(self.faults.refresh_lost_response_ratio)
+    }
+
+    /// Whether this transfer returns before its items move. One roll per transfer.
+    pub(crate) fn transfer_returns_early(&mut self) -> bool {
+        let roll: f64 = self.transfer_dice.random();
+        roll < ratio(self.faults.transfer_early_return_ratio)
+    }
+
+    /// Whether this successful user write loses its response. One roll per successful write.
+    pub(crate) fn write_response_lost(&mut self) -> bool {
+        let roll: f64 = self.write_dice.random();
+        roll < ratio(self.faults.write_lost_response_ratio)
+    }
+
+    /// Whether the user's memberships answer 403: a function of the user id alone, so every
+    /// read of one user agrees.
+    pub(crate) fn memberships_forbidden(&self, user_id: u64) -> bool {
+        let faults = &self.faults;
+        let by_ratio = ratio(faults.memberships_forbidden_ratio);
+        let salt = mix64(faults.seed ^ 0x0063_0b5e);
+        (by_ratio > 0.0 && unit_interval(mix64(salt ^ user_id)) < by_ratio)
+            || faults
+                .memberships_forbidden_users
+                .iter()
+                .any(|id| id.trim() == user_id.to_string())
     }
 
     pub(crate) fn roster(&self) -> RosterDrop {

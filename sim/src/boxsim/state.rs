@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use rand::distr::Alphanumeric;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use super::BoxSimConfig;
 use super::faults::FaultState;
 use super::hashing::mix64;
 use super::oauth::{GrantId, OAuthStore};
-use super::stats::SimStats;
+use super::stats::{SimStats, UserWrite};
 use super::tenant::Tenant;
 
 /// Box's access-token lifetime.
@@ -30,13 +31,46 @@ pub(crate) struct AppSettings {
     pub enterprise_id: String,
     pub enterprise_access: bool,
     pub authorized: bool,
-    pub can_read_events: bool,
     /// Empty: any http(s) URI is accepted.
     pub redirect_uris: Vec<String>,
 }
 
+/// What the enterprise granted the app: its scopes (Developer Console "Application Scopes",
+/// fixed when the admin authorized the app) and the "Perform Actions as Users" setting.
+/// Every field defaults to granted; missing JSON fields take their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppScopes {
+    /// `manage_managed_users` ("Manage users"): list, read, update and delete users.
+    pub manage_users: bool,
+    /// `manage_enterprise_properties`: the enterprise event log (`admin_logs`).
+    pub manage_enterprise_properties: bool,
+    /// `root_readwrite` ("Read and write all files and folders"): content transfers.
+    pub root_readwrite: bool,
+    /// `manage_groups`: group memberships.
+    pub manage_groups: bool,
+    /// "Perform Actions as Users" (an app setting rather than a scope): the `As-User` header.
+    pub as_user: bool,
+}
+
+impl Default for AppScopes {
+    fn default() -> Self {
+        Self {
+            manage_users: true,
+            manage_enterprise_properties: true,
+            root_readwrite: true,
+            manage_groups: true,
+            as_user: true,
+        }
+    }
+}
+
 pub(crate) struct Shared {
     pub app: AppSettings,
+    /// Apart from [`AppSettings`] because tests change it while the simulator runs.
+    pub scopes: Mutex<AppScopes>,
+    /// Every user write request received, in order.
+    pub writes: Mutex<Vec<UserWrite>>,
     pub tenant: RwLock<Tenant>,
     pub oauth: Mutex<OAuthStore>,
     pub tokens: Mutex<TokenStore>,
@@ -48,14 +82,18 @@ impl Shared {
     /// Callers must have checked `config.tenant.validate()`.
     pub(crate) fn new(config: BoxSimConfig) -> Self {
         let spec = &config.tenant;
+        let mut scopes = config.app_scopes.clone();
+        // The older switch for the same scope still works, and can only take it away.
+        scopes.manage_enterprise_properties &= config.app_can_read_events;
         Self {
+            scopes: Mutex::new(scopes),
+            writes: Mutex::new(Vec::new()),
             app: AppSettings {
                 client_id: spec.client_id.clone(),
                 client_secret: spec.client_secret.clone(),
                 enterprise_id: spec.enterprise_id.clone(),
                 enterprise_access: config.app_has_enterprise_access,
                 authorized: config.app_authorized,
-                can_read_events: config.app_can_read_events,
                 redirect_uris: config.oauth_redirect_uris.clone(),
             },
             tenant: RwLock::new(Tenant::generate(spec)),
@@ -149,6 +187,12 @@ impl TokenStore {
     /// Forgets every access token of `grant`, including those from earlier refreshes.
     pub(crate) fn revoke_grant(&mut self, grant: GrantId) {
         self.issued.retain(|_, token| token.grant != Some(grant));
+    }
+
+    /// API requests that presented `token` so far (refused ones included); `None` when it is
+    /// not a live access token (never issued, revoked, or expired and forgotten).
+    pub(crate) fn uses(&self, token: &str) -> Option<u64> {
+        self.issued.get(token).map(|issued| issued.uses)
     }
 
     /// Counts one use and gives the user the token acts as, unless it is unknown, expired,

@@ -1,9 +1,12 @@
-//! The simulated enterprise: users and LOGIN history, generated deterministically from a seed.
+//! The simulated enterprise: users and LOGIN history, generated deterministically from a seed,
+//! plus what the reclaim endpoints need: owned content, groups and memberships, and each
+//! user's own event stream (Box Drive and mobile activity that never shows as a LOGIN).
 //!
 //! Sized for benchmarks (100 000 users, 1 000 000 events): users are plain structs and
 //! events are 16-byte records; JSON is only rendered per page.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use rand::distr::Alphanumeric;
@@ -18,6 +21,32 @@ const DAY: i64 = 86_400;
 const YEAR: i64 = 365 * DAY;
 const GIB: i64 = 1 << 30;
 const FIRST_USER_ID: u64 = 10_000_000;
+const FIRST_GROUP_ID: u64 = 8_000_000;
+const FIRST_MEMBERSHIP_ID: u64 = 60_000_000;
+const FIRST_FOLDER_ID: u64 = 300_000_000_000;
+/// Generated activity in a user's own stream lies within this many days of `now`, well inside
+/// Box's 21-day retention of `all`/`changes` streams.
+const USER_STREAM_DAYS: i64 = 14;
+const GROUP_NAMES: &[&str] = &[
+    "Engineering",
+    "Sales",
+    "Finance",
+    "Legal",
+    "Marketing",
+    "Support",
+    "Contractors",
+    "Executives",
+    "IT Operations",
+    "Reclaim Exempt",
+];
+/// What Box Drive, mobile and web use leave in a user's own stream.
+const USER_EVENT_TYPES: &[&str] = &[
+    "ITEM_PREVIEW",
+    "ITEM_DOWNLOAD",
+    "ITEM_UPLOAD",
+    "ITEM_MODIFY",
+    "ITEM_SYNC",
+];
 /// The app's name, which Box also gives to its service account.
 const APP_NAME: &str = "Seatkeeper License Sync";
 const ACTIVE_WITHIN_DAYS: i64 = 90;
@@ -44,6 +73,11 @@ pub struct BoxTenantSpec {
     pub inactive_share: f64,
     /// Share of managed users without any LOGIN event.
     pub never_logged_in_share: f64,
+    /// Share of the quiet managed users (no LOGIN in the last 90 days, never-logged-in ones
+    /// included) whose own event stream (`stream_type=all` with `As-User`) still shows recent
+    /// activity: Box Drive and mobile users who never sign in on the web. Such users look
+    /// inactive in the enterprise LOGIN log and must not be reclaimed.
+    pub drive_only_share: f64,
     pub enterprise_id: String,
     pub enterprise_name: String,
     pub client_id: String,
@@ -62,6 +96,7 @@ impl BoxTenantSpec {
             history_days: 365,
             inactive_share: 0.30,
             never_logged_in_share: 0.05,
+            drive_only_share: 0.02,
             enterprise_id: "1000001".to_owned(),
             enterprise_name: "Simulated Enterprise".to_owned(),
             client_id: "sim-client-id".to_owned(),
@@ -111,6 +146,15 @@ impl Role {
             Role::User => "user",
         }
     }
+
+    /// The roles a user can be given: an enterprise has exactly one primary admin.
+    pub(crate) fn assignable(text: &str) -> Option<Self> {
+        match text {
+            "coadmin" => Some(Role::Coadmin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -130,10 +174,12 @@ pub(crate) struct User {
     pub max_upload_size: i64,
     pub is_sync_enabled: bool,
     pub is_exempt_from_device_limits: bool,
-    pub job_title: &'static str,
+    pub job_title: Cow<'static, str>,
     pub language: &'static str,
     pub timezone: &'static str,
     pub phone: String,
+    /// Files and folders the user owns (what a transfer moves and a forced delete destroys).
+    pub owned_items: u64,
 }
 
 impl User {
@@ -159,6 +205,77 @@ impl LoginEvent {
 }
 
 #[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub id: u64,
+    pub name: &'static str,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GroupRole {
+    Member,
+    Admin,
+}
+
+impl GroupRole {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GroupRole::Member => "member",
+            GroupRole::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Membership {
+    pub id: u64,
+    pub user: u32,
+    /// Index into [`Tenant::groups`].
+    pub group: u32,
+    pub role: GroupRole,
+    pub created_at: i64,
+}
+
+/// One event in a user's own stream, ordered per user by `(at, serial)`.
+#[derive(Clone, Debug)]
+pub(crate) struct UserEvent {
+    pub at: i64,
+    pub serial: u32,
+    pub user: u32,
+    pub event_type: Cow<'static, str>,
+}
+
+impl UserEvent {
+    /// Same scheme as [`LoginEvent::position`], over the user streams' own serials.
+    pub(crate) fn position(&self) -> u64 {
+        ((self.at.clamp(0, u32::MAX.into()) as u64) << 32) | u64::from(self.serial)
+    }
+}
+
+/// A transfer that answered 200 before moving anything (Box runs large transfers
+/// asynchronously and offers no way to see when they end). The source keeps its items
+/// until the transfer is due.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingTransfer {
+    pub from: usize,
+    pub to: usize,
+    ready_at: Instant,
+    requests_to_wait: u64,
+    requests_seen: u64,
+}
+
+/// When a transfer's items move.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TransferTiming {
+    Immediate,
+    /// Not before `ready_at`, and not before `requests` further API requests were received.
+    Later {
+        ready_at: Instant,
+        requests: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
 pub(crate) struct Enterprise {
     pub id: String,
     pub name: String,
@@ -173,6 +290,17 @@ pub(crate) struct Tenant {
     pub events: Vec<LoginEvent>,
     pub event_salt: u64,
     next_serial: u32,
+    pub groups: Vec<Group>,
+    /// Sorted by `(user, id)`.
+    pub memberships: Vec<Membership>,
+    next_membership_id: u64,
+    /// Every user's own stream, sorted by `(user, at, serial)`.
+    pub user_events: Vec<UserEvent>,
+    next_user_event_serial: u32,
+    pending_transfers: Vec<PendingTransfer>,
+    next_folder_id: u64,
+    /// Items destroyed with their owner (forced deletes, [`crate::SimHandle::remove_user`]).
+    pub items_destroyed: u64,
 }
 
 impl Tenant {
@@ -203,6 +331,12 @@ impl Tenant {
         }
 
         let events = login_events(&mut rng, spec, &users, &profiles);
+        // Everything below draws from its own generator, so the users and LOGIN events above
+        // stay exactly what they were before content, groups and user streams existed.
+        let mut extra = StdRng::seed_from_u64(mix64(spec.seed ^ 0x0c0f_fee5));
+        assign_owned_items(&mut extra, &mut users, &profiles);
+        let (groups, memberships) = groups_and_memberships(&mut extra, spec, &users, &profiles);
+        let user_events = own_stream_events(&mut extra, spec, &profiles);
         Self {
             enterprise: Enterprise {
                 id: spec.enterprise_id.clone(),
@@ -213,6 +347,18 @@ impl Tenant {
             next_serial: events.len() as u32,
             events,
             event_salt: mix64(spec.seed ^ 0x00e7_e275),
+            groups,
+            next_membership_id: memberships
+                .iter()
+                .map(|membership| membership.id)
+                .max()
+                .unwrap_or(FIRST_MEMBERSHIP_ID),
+            memberships,
+            next_user_event_serial: user_events.len() as u32,
+            user_events,
+            pending_transfers: Vec::new(),
+            next_folder_id: FIRST_FOLDER_ID,
+            items_destroyed: 0,
         }
     }
 
@@ -244,6 +390,199 @@ impl Tenant {
             .events
             .partition_point(|e| (e.at, e.serial) <= (at, serial));
         self.events.insert(at_index, event);
+    }
+
+    /// Items owned by the users that exist. With [`Self::items_destroyed`] it is constant
+    /// unless a test sets a user's items directly: transfers only move items.
+    pub(crate) fn owned_items_total(&self) -> u64 {
+        self.users
+            .iter()
+            .filter(|user| !user.removed)
+            .map(|user| user.owned_items)
+            .sum()
+    }
+
+    /// The user's memberships, by membership id.
+    pub(crate) fn memberships_of(&self, user: usize) -> &[Membership] {
+        let user = user as u32;
+        let start = self.memberships.partition_point(|m| m.user < user);
+        let end = self.memberships.partition_point(|m| m.user <= user);
+        &self.memberships[start..end]
+    }
+
+    /// Adds `user` to the group at `group` (an index) as a member; false if already in it.
+    pub(crate) fn add_membership(&mut self, user: usize, group: usize, at: i64) -> bool {
+        if self
+            .memberships_of(user)
+            .iter()
+            .any(|membership| membership.group as usize == group)
+        {
+            return false;
+        }
+        self.next_membership_id += 1;
+        let membership = Membership {
+            id: self.next_membership_id,
+            user: user as u32,
+            group: group as u32,
+            role: GroupRole::Member,
+            created_at: at,
+        };
+        let index = self
+            .memberships
+            .partition_point(|m| (m.user, m.id) < (membership.user, membership.id));
+        self.memberships.insert(index, membership);
+        true
+    }
+
+    pub(crate) fn group_index(&self, id: &str) -> Option<usize> {
+        let id: u64 = id.parse().ok()?;
+        self.groups.binary_search_by_key(&id, |group| group.id).ok()
+    }
+
+    /// The user's own stream, oldest first.
+    pub(crate) fn user_events_of(&self, user: usize) -> &[UserEvent] {
+        let user = user as u32;
+        let start = self.user_events.partition_point(|e| e.user < user);
+        let end = self.user_events.partition_point(|e| e.user <= user);
+        &self.user_events[start..end]
+    }
+
+    /// Appends to the user's own stream; like [`Self::add_login`], after every event at the
+    /// same second so positions already handed out stay valid.
+    pub(crate) fn add_user_event(&mut self, user: usize, event_type: String, at: i64) {
+        let serial = self.next_user_event_serial;
+        self.next_user_event_serial = self.next_user_event_serial.saturating_add(1);
+        let event = UserEvent {
+            at,
+            serial,
+            user: user as u32,
+            event_type: Cow::Owned(event_type),
+        };
+        let index = self
+            .user_events
+            .partition_point(|e| (e.user, e.at, e.serial) <= (event.user, at, serial));
+        self.user_events.insert(index, event);
+    }
+
+    pub(crate) fn new_folder_id(&mut self) -> u64 {
+        self.next_folder_id += 1;
+        self.next_folder_id
+    }
+
+    pub(crate) fn has_pending_transfers(&self) -> bool {
+        !self.pending_transfers.is_empty()
+    }
+
+    pub(crate) fn pending_transfer_count(&self) -> usize {
+        self.pending_transfers.len()
+    }
+
+    pub(crate) fn transfer_pending_from(&self, user: usize) -> bool {
+        self.pending_transfers
+            .iter()
+            .any(|transfer| transfer.from == user)
+    }
+
+    /// Moves everything `from` owns to `to`, now or later.
+    pub(crate) fn start_transfer(&mut self, from: usize, to: usize, timing: TransferTiming) {
+        match timing {
+            TransferTiming::Immediate => self.complete_transfer(from, to),
+            TransferTiming::Later { ready_at, requests } => {
+                self.pending_transfers.push(PendingTransfer {
+                    from,
+                    to,
+                    ready_at,
+                    requests_to_wait: requests,
+                    requests_seen: 0,
+                })
+            }
+        }
+    }
+
+    /// What the source owns when the transfer runs moves, space included. Nothing moves when
+    /// either side was deleted meanwhile: the items stay with (or died with) their owner.
+    fn complete_transfer(&mut self, from: usize, to: usize) {
+        if from == to || self.users[from].removed || self.users[to].removed {
+            return;
+        }
+        let items = std::mem::take(&mut self.users[from].owned_items);
+        let space = std::mem::take(&mut self.users[from].space_used);
+        let destination = &mut self.users[to];
+        destination.owned_items = destination.owned_items.saturating_add(items);
+        destination.space_used = destination.space_used.saturating_add(space);
+    }
+
+    /// Completes the transfers that are due. `counts_request`: called for an API request,
+    /// which counts towards the requests a pending transfer waits for; a transfer is due
+    /// for the first request after it waited long enough and saw enough requests.
+    pub(crate) fn settle_transfers(&mut self, now: Instant, counts_request: bool) {
+        let pending = std::mem::take(&mut self.pending_transfers);
+        for mut transfer in pending {
+            let due =
+                transfer.requests_seen >= transfer.requests_to_wait && now >= transfer.ready_at;
+            if due {
+                self.complete_transfer(transfer.from, transfer.to);
+            } else {
+                if counts_request {
+                    transfer.requests_seen += 1;
+                }
+                self.pending_transfers.push(transfer);
+            }
+        }
+    }
+
+    /// Control plane: sets a managed user's role (`coadmin` or `user`; never the primary
+    /// admin's). False when there is no such managed user or the role is not assignable.
+    pub(crate) fn set_role(&mut self, user_id: &str, role: &str, now: i64) -> bool {
+        let admin = self.admin();
+        let (Some(index), Some(role)) = (self.user_index(user_id), Role::assignable(role)) else {
+            return false;
+        };
+        let user = &mut self.users[index];
+        if index == admin || user.kind != UserKind::Managed {
+            return false;
+        }
+        user.role = role;
+        user.modified_at = user.modified_at.max(now);
+        true
+    }
+
+    /// Control plane: sets a user's status. False when there is no such user.
+    pub(crate) fn set_status(&mut self, user_id: &str, status: &str, now: i64) -> bool {
+        let Some(index) = self.user_index(user_id) else {
+            return false;
+        };
+        let user = &mut self.users[index];
+        user.status = Cow::Owned(status.to_owned());
+        user.modified_at = user.modified_at.max(now);
+        true
+    }
+
+    /// Control plane: sets what a user owns (changes [`Self::owned_items_total`]).
+    pub(crate) fn set_owned_items(&mut self, user_id: &str, items: u64) -> bool {
+        match self.user_index(user_id) {
+            Some(index) if !self.users[index].removed => {
+                self.users[index].owned_items = items;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes the user with everything it owns (counted in [`Self::items_destroyed`]);
+    /// a transfer still pending from it dies with it, and so do its group memberships.
+    pub(crate) fn delete_user(&mut self, index: usize) {
+        let user = &mut self.users[index];
+        if user.removed {
+            return;
+        }
+        user.removed = true;
+        let destroyed = std::mem::take(&mut user.owned_items);
+        self.items_destroyed = self.items_destroyed.saturating_add(destroyed);
+        self.pending_transfers
+            .retain(|transfer| transfer.from != index);
+        self.memberships
+            .retain(|membership| membership.user as usize != index);
     }
 }
 
@@ -392,10 +731,11 @@ fn managed_user(rng: &mut StdRng, id: u64, ordinal: usize, profile: &Profile, no
         },
         is_sync_enabled: rng.random_bool(0.85),
         is_exempt_from_device_limits: rng.random_bool(0.03),
-        job_title: pick(rng, JOB_TITLES),
+        job_title: Cow::Borrowed(pick(rng, JOB_TITLES)),
         language: pick(rng, LANGUAGES),
         timezone: pick(rng, TIMEZONES),
         phone,
+        owned_items: 0,
     }
 }
 
@@ -415,10 +755,11 @@ fn platform_user(id: u64, kind: UserKind, name: String, login: String, created_a
         max_upload_size: 5 * GIB,
         is_sync_enabled: false,
         is_exempt_from_device_limits: false,
-        job_title: "",
+        job_title: Cow::Borrowed(""),
         language: "en",
         timezone: "America/Los_Angeles",
         phone: String::new(),
+        owned_items: 0,
     }
 }
 
@@ -520,6 +861,117 @@ fn login_events(
         });
     }
     events.sort_unstable_by_key(|event| (event.at, event.user));
+    for (serial, event) in events.iter_mut().enumerate() {
+        event.serial = serial as u32;
+    }
+    events
+}
+
+/// Most users own content; never-logged-in users own nothing, and so does a tenth of the
+/// others (their work lives in folders other people own). Owning nothing means using no space.
+fn assign_owned_items(rng: &mut StdRng, users: &mut [User], profiles: &[Profile]) {
+    for (user, profile) in users.iter_mut().zip(profiles) {
+        let owns = profile.activity != Activity::Never && !rng.random_bool(0.10);
+        if owns {
+            user.owned_items = rng.random_range(1..=1200);
+        } else {
+            user.owned_items = 0;
+            user.space_used = 0;
+        }
+    }
+}
+
+/// A few managed groups; each managed user is in zero to three of them.
+fn groups_and_memberships(
+    rng: &mut StdRng,
+    spec: &BoxTenantSpec,
+    users: &[User],
+    profiles: &[Profile],
+) -> (Vec<Group>, Vec<Membership>) {
+    let now = spec.now.timestamp();
+    if profiles.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let count = (3 + profiles.len() / 500).min(GROUP_NAMES.len());
+    let mut next_id = FIRST_GROUP_ID;
+    let groups: Vec<Group> = GROUP_NAMES[..count]
+        .iter()
+        .map(|&name| {
+            next_id += rng.random_range(1..=20);
+            Group {
+                id: next_id,
+                name,
+                created_at: rng.random_range(now - 3 * YEAR..=now - 30 * DAY),
+            }
+        })
+        .collect();
+
+    let mut memberships = Vec::new();
+    let mut next_id = FIRST_MEMBERSHIP_ID;
+    for (index, user) in users.iter().enumerate().take(profiles.len()) {
+        let roll: f64 = rng.random();
+        let joined = match roll {
+            r if r < 0.30 => 0,
+            r if r < 0.75 => 1,
+            r if r < 0.95 => 2,
+            _ => 3,
+        };
+        let mut picks = index::sample(rng, groups.len(), joined.min(groups.len())).into_vec();
+        picks.sort_unstable();
+        for group in picks {
+            next_id += rng.random_range(1..=9);
+            memberships.push(Membership {
+                id: next_id,
+                user: index as u32,
+                group: group as u32,
+                role: if rng.random_bool(0.05) {
+                    GroupRole::Admin
+                } else {
+                    GroupRole::Member
+                },
+                created_at: rng.random_range(user.created_at.min(now)..=now),
+            });
+        }
+    }
+    (groups, memberships)
+}
+
+/// Recent activity in users' own streams: half the active users, plus the drive-only share
+/// of the quiet ones (exact counts, as for the other shares).
+fn own_stream_events(
+    rng: &mut StdRng,
+    spec: &BoxTenantSpec,
+    profiles: &[Profile],
+) -> Vec<UserEvent> {
+    let now = spec.now.timestamp();
+    let mut counts = vec![0u32; profiles.len()];
+    let mut quiet = Vec::new();
+    for (index, profile) in profiles.iter().enumerate() {
+        if profile.activity == Activity::Active {
+            if rng.random_bool(0.5) {
+                counts[index] = rng.random_range(1..=5);
+            }
+        } else {
+            quiet.push(index);
+        }
+    }
+    let drive_only = share(quiet.len(), spec.drive_only_share).min(quiet.len());
+    for pick in index::sample(rng, quiet.len(), drive_only) {
+        counts[quiet[pick]] = rng.random_range(1..=3);
+    }
+
+    let mut events = Vec::new();
+    for (user, &count) in counts.iter().enumerate() {
+        for _ in 0..count {
+            events.push(UserEvent {
+                at: rng.random_range(now - USER_STREAM_DAYS * DAY..=now - 60),
+                serial: 0,
+                user: user as u32,
+                event_type: Cow::Borrowed(pick(rng, USER_EVENT_TYPES)),
+            });
+        }
+    }
+    events.sort_unstable_by_key(|event| (event.user, event.at));
     for (serial, event) in events.iter_mut().enumerate() {
         event.serial = serial as u32;
     }

@@ -2,11 +2,18 @@
 //! traffic, plus two routes that bypass it: the `/_sim/*` control plane, and the authorize
 //! page, which is a browser redirect on another host (`account.box.com`) in production.
 
+mod access;
 mod authorize;
 mod control;
+mod control_tenant;
 mod events;
+mod memberships;
 mod oauth;
+mod observe;
+mod own_stream;
 mod token;
+mod transfer;
+mod user_writes;
 mod users;
 
 use std::sync::Arc;
@@ -16,13 +23,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use super::errors::BoxError;
 use super::faults::Fault;
 use super::server;
 use super::state::{Shared, lock};
-use super::stats::Endpoint;
 
 type AppState = State<Arc<Shared>>;
 
@@ -35,7 +41,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(AUTHORIZE_PATH, get(authorize::authorize))
         .route("/2.0/users", get(users::list))
         .route("/2.0/users/me", get(users::me))
-        .route("/2.0/users/{user_id}", get(users::get_one))
+        .route(
+            "/2.0/users/{user_id}",
+            get(users::get_one)
+                .put(user_writes::update)
+                .delete(user_writes::delete),
+        )
+        .route("/2.0/users/{user_id}/folders/0", put(transfer::transfer))
+        .route("/2.0/users/{user_id}/memberships", get(memberships::list))
         .route("/2.0/events", get(events::list))
         .route("/_sim/stats", get(control::stats))
         .route(
@@ -47,6 +60,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/_sim/oauth/revoke-refresh-tokens",
             post(control::revoke_refresh_tokens),
+        )
+        .route("/_sim/content", get(control_tenant::content))
+        .route(
+            "/_sim/scopes",
+            get(control_tenant::scopes).put(control_tenant::set_scopes),
+        )
+        .route("/_sim/writes", get(control_tenant::writes))
+        .route("/_sim/users/{user_id}", put(control_tenant::edit_user))
+        .route(
+            "/_sim/users/{user_id}/events",
+            post(control_tenant::add_user_event),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
@@ -61,7 +85,8 @@ async fn front_door(State(shared): AppState, request: Request, next: Next) -> Re
     if path.starts_with("/_sim/") || path == AUTHORIZE_PATH {
         return next.run(request).await;
     }
-    let endpoint = Endpoint::of(path);
+    let observed = observe::observe(&request);
+    observe::settle_transfers(&shared);
     let fault = lock(&shared.faults).roll();
     let response = match fault {
         Some(Fault::DropConnection) => server::dropped_connection(),
@@ -73,7 +98,7 @@ async fn front_door(State(shared): AppState, request: Request, next: Next) -> Re
     };
     // A handler may drop the connection itself, after doing its work (a lost refresh response).
     let fault = fault.or_else(|| server::is_dropped(&response).then_some(Fault::DropConnection));
-    lock(&shared.stats).record(endpoint, fault, response.status());
+    observe::record(&shared, observed, fault, response.status());
     response
 }
 

@@ -69,7 +69,13 @@ pub(crate) async fn issue(
         "authorization_code" => {
             oauth::exchange_code(&shared, form.code.as_deref(), form.redirect_uri.as_deref())
         }
-        "refresh_token" => oauth::refresh(&shared, form.refresh_token.as_deref()),
+        "refresh_token" => {
+            let delay = lock(&shared.faults).faults().refresh_delay_ms;
+            if delay > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            }
+            oauth::refresh(&shared, form.refresh_token.as_deref())
+        }
         _ => Err(BoxError::oauth(
             "invalid_request",
             "The grant type is unauthorized for this client_id.",

@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::access::{Scope, acting_user, require_scope};
 use super::{AppState, authenticate, parse_number};
 use crate::boxsim::errors::BoxError;
 use crate::boxsim::faults::RosterDrop;
@@ -50,7 +51,7 @@ fn decode_marker(marker: &str) -> Option<u64> {
 }
 
 /// Who the app may see: with only "App Access", its service account and app users.
-fn reachable(shared: &Shared, user: &User) -> bool {
+pub(super) fn reachable(shared: &Shared, user: &User) -> bool {
     !user.removed && (shared.app.enterprise_access || user.kind != UserKind::Managed)
 }
 
@@ -91,6 +92,7 @@ pub(crate) async fn list(
     query: Result<Query<UsersQuery>, QueryRejection>,
 ) -> Result<Json<Value>, BoxError> {
     authenticate(&shared, &headers)?;
+    require_scope(&shared, Scope::ManageUsers)?;
     let Query(query) =
         query.map_err(|rejection| BoxError::bad_request("bad_request", rejection.body_text()))?;
 
@@ -227,9 +229,11 @@ pub(crate) async fn me(
     headers: HeaderMap,
     query: Result<Query<FieldsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, BoxError> {
-    let index = authenticate(&shared, &headers)?;
+    let caller = authenticate(&shared, &headers)?;
     let fields = fields_of(query)?;
     let tenant = read(&shared.tenant);
+    // `As-User` makes `/users/me` the impersonated user, as on Box.
+    let index = acting_user(&shared, &tenant, &headers, caller)?;
     let user = tenant.users.get(index).ok_or_else(BoxError::not_found)?;
     Ok(Json(render::user(user, &tenant.enterprise, &fields)))
 }
@@ -241,6 +245,7 @@ pub(crate) async fn get_one(
     query: Result<Query<FieldsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, BoxError> {
     authenticate(&shared, &headers)?;
+    require_scope(&shared, Scope::ManageUsers)?;
     let fields = fields_of(query)?;
     let tenant = read(&shared.tenant);
     let user = tenant
