@@ -1,14 +1,136 @@
 //! Rendering reports: a table for people, JSON and CSV for tools. Accounts are streamed.
+//!
+//! Every renderer works on the JSON shape the API serves (the views below), and the local
+//! commands pass their values through the same shape, so `--api` output is identical to the
+//! local output by construction.
 
 use crate::Format;
 use crate::app::LocalApp;
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use seatkeeper_shared::domain::{InactiveDays, IntegrationId};
-use seatkeeper_shared::services::report::{
-    AccountRow, LicenseSummary, for_each_account, license_summary,
-};
+use seatkeeper_shared::services::report::{AccountRow, for_each_account, license_summary};
 use seatkeeper_shared::store::Store;
+use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
+
+/// The license summary (`GET /integrations/{id}/licenses`): the report without accounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryView {
+    pub integration: SummaryIntegration,
+    pub synced_at: DateTime<Utc>,
+    pub inactive_days: u32,
+    pub event_coverage: Option<CoverageView>,
+    pub seats: SeatsView,
+    pub license_types: Vec<LicenseTypeView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub potential_savings: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SummaryIntegration {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CoverageView {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeatsView {
+    pub purchased: Option<u64>,
+    pub assigned: u64,
+    pub available: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LicenseTypeView {
+    pub name: String,
+    pub assigned: u64,
+    pub active: u64,
+    pub inactive: u64,
+    pub never_logged_in: u64,
+}
+
+/// One integration as `seatkeeper integrations` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IntegrationView {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub last_sync: Option<LastSyncView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LastSyncView {
+    pub finished_at: DateTime<Utc>,
+    pub succeeded: bool,
+}
+
+/// One account row (`GET /integrations/{id}/accounts` items, and the report's `accounts`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: String,
+    pub login: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub role: Option<String>,
+    pub license_type: Option<String>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub space_amount_bytes: Option<i64>,
+    pub space_used_bytes: Option<i64>,
+    pub max_upload_size_bytes: Option<i64>,
+    pub is_sync_enabled: Option<bool>,
+    pub is_exempt_from_device_limits: Option<bool>,
+}
+
+pub const ACCOUNT_CSV_HEADER: &str = AccountRow::CSV_HEADER;
+
+/// The CSV line of an account, by the one CSV writer the local report uses too.
+pub fn account_csv_line(v: &AccountView) -> String {
+    AccountRow {
+        id: v.id.clone(),
+        login: v.login.clone(),
+        name: v.name.clone(),
+        kind: v.kind.clone(),
+        status: v.status.clone(),
+        role: v.role.clone(),
+        license_type: v.license_type.clone(),
+        last_login_at: v.last_login_at,
+        created_at: v.created_at,
+        space_amount_bytes: v.space_amount_bytes,
+        space_used_bytes: v.space_used_bytes,
+        max_upload_size_bytes: v.max_upload_size_bytes,
+        is_sync_enabled: v.is_sync_enabled,
+        is_exempt_from_device_limits: v.is_exempt_from_device_limits,
+    }
+    .csv_line()
+}
+
+/// One task run as `seatkeeper tasks` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TaskRow {
+    pub kind: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub error: Option<String>,
+}
+
+/// Any serializable value through the API's JSON shape.
+pub fn view<T: Serialize, V: for<'de> Deserialize<'de>>(value: &T) -> Result<V> {
+    Ok(serde_json::from_value(serde_json::to_value(value)?)?)
+}
 
 pub async fn print_report(
     app: &LocalApp,
@@ -16,7 +138,7 @@ pub async fn print_report(
     days: InactiveDays,
     format: Format,
 ) -> Result<()> {
-    let summary = license_summary(app.store.as_ref(), id, days).await?;
+    let summary: SummaryView = view(&license_summary(app.store.as_ref(), id, days).await?)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match format {
@@ -24,20 +146,9 @@ pub async fn print_report(
         Format::Json => {
             // The summary's fields, then the accounts one by one: a large tenant is never
             // held in memory as a whole.
-            let head = serde_json::to_string(&summary)?;
-            let head = head.strip_suffix('}').unwrap_or(&head);
-            write!(out, "{head},\"accounts\":[")?;
-            let mut first = true;
-            for_each_account(app.store.as_ref(), id, |row| {
-                if !first {
-                    out.write_all(b",")?;
-                }
-                first = false;
-                serde_json::to_writer(&mut out, &row)?;
-                Ok(())
-            })
-            .await?;
-            writeln!(out, "]}}")?;
+            let mut accounts = JsonAccounts::start(&mut out, &summary)?;
+            for_each_account(app.store.as_ref(), id, |row| accounts.push(&row)).await?;
+            accounts.finish()?;
         }
         Format::Csv => {
             writeln!(out, "{}", AccountRow::CSV_HEADER)?;
@@ -51,8 +162,36 @@ pub async fn print_report(
     Ok(())
 }
 
-pub fn write_table(out: &mut impl Write, s: &LicenseSummary) -> std::io::Result<()> {
-    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+/// The JSON report written piece by piece: `{<summary fields>, "accounts": [<rows>]}`.
+pub struct JsonAccounts<'w, W: Write> {
+    out: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: Write> JsonAccounts<'w, W> {
+    pub fn start(out: &'w mut W, summary: &SummaryView) -> std::io::Result<Self> {
+        let head = serde_json::to_string(summary)?;
+        let head = head.strip_suffix('}').unwrap_or(&head);
+        write!(out, "{head},\"accounts\":[")?;
+        Ok(Self { out, first: true })
+    }
+
+    pub fn push(&mut self, row: &impl Serialize) -> std::io::Result<()> {
+        if !self.first {
+            self.out.write_all(b",")?;
+        }
+        self.first = false;
+        serde_json::to_writer(&mut *self.out, row)?;
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        writeln!(self.out, "]}}")
+    }
+}
+
+pub fn write_table(out: &mut impl Write, s: &SummaryView) -> std::io::Result<()> {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     writeln!(
         out,
         "{} · {} (integration {})",
@@ -102,11 +241,17 @@ pub fn write_table(out: &mut impl Write, s: &LicenseSummary) -> std::io::Result<
 }
 
 pub async fn print_integrations(app: &LocalApp) -> Result<()> {
-    let all = app.store.list_integrations().await?;
+    let all: Vec<IntegrationView> = view(&app.store.list_integrations().await?)?;
+    write_integrations(&mut std::io::stdout().lock(), &all)?;
+    Ok(())
+}
+
+pub fn write_integrations(out: &mut impl Write, all: &[IntegrationView]) -> std::io::Result<()> {
     if all.is_empty() {
-        println!(
+        writeln!(
+            out,
             "No integrations yet. Connect one with `seatkeeper connect box ...`, or try `seatkeeper demo`."
-        );
+        )?;
     }
     for i in all {
         let last = i.last_sync.as_ref().map_or_else(
@@ -119,34 +264,42 @@ pub async fn print_integrations(app: &LocalApp) -> Result<()> {
                 )
             },
         );
-        println!(
-            "{}  {:<10} {:<30} {:?}  {last}",
+        writeln!(
+            out,
+            "{}  {:<10} {:<30} {:<12}  {last}",
             i.id, i.provider, i.name, i.status
-        );
+        )?;
     }
     Ok(())
 }
 
 pub async fn print_tasks(app: &LocalApp, id: &IntegrationId, limit: usize) -> Result<()> {
-    let runs = app.store.list_task_runs(id, None, limit).await?;
+    let runs: Vec<TaskRow> = view(&app.store.list_task_runs(id, None, limit).await?)?;
+    write_tasks(&mut std::io::stdout().lock(), &runs)?;
+    Ok(())
+}
+
+pub fn write_tasks(out: &mut impl Write, runs: &[TaskRow]) -> std::io::Result<()> {
     if runs.is_empty() {
-        println!("No task has run yet: `seatkeeper sync` runs them.");
+        writeln!(out, "No task has run yet: `seatkeeper sync` runs them.")?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:<24} {:<10} {:<20} {:>9}  details",
         "Task", "Status", "Started", "Seconds"
-    );
+    )?;
     for run in runs {
         let counts: Vec<String> = run.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let details = run.error.unwrap_or_else(|| counts.join(" "));
-        println!(
+        let details = run.error.clone().unwrap_or_else(|| counts.join(" "));
+        writeln!(
+            out,
             "{:<24} {:<10} {:<20} {:>9.1}  {details}",
-            run.kind.as_str(),
-            format!("{:?}", run.status).to_lowercase(),
+            run.kind,
+            run.status,
             run.started_at.format("%Y-%m-%d %H:%M:%S"),
             run.duration_ms as f64 / 1000.0,
-        );
+        )?;
     }
     Ok(())
 }

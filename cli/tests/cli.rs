@@ -40,7 +40,11 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn sim(users: usize) -> SimHandle {
-    BoxSim::start(BoxSimConfig::new(BoxTenantSpec::new(17, users)))
+    sim_with_seed(17, users).await
+}
+
+async fn sim_with_seed(seed: u64, users: usize) -> SimHandle {
+    BoxSim::start(BoxSimConfig::new(BoxTenantSpec::new(seed, users)))
         .await
         .expect("sim")
 }
@@ -172,6 +176,40 @@ async fn connect_sync_and_report_in_every_format_without_leaking_the_secret() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_runs_the_first_sync_unless_told_not_to() {
+    let sim = sim(40).await;
+    let cli = Cli::new(Some(&sim));
+    let mut args = connect_args(&sim);
+    args.push("--no-sync".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let connect = cli.run(&args, Some(&sim.client_secret()));
+    assert!(connect.status.success(), "{}", text(&connect.stderr));
+    let report = cli.run(&["report"], None);
+    assert!(!report.status.success(), "no sync yet, so no report");
+    assert!(
+        text(&report.stderr).contains("no completed sync yet"),
+        "{}",
+        text(&report.stderr)
+    );
+
+    let other = sim_with_seed(18, 25).await;
+    let cli = Cli::new(Some(&other));
+    let args = connect_args(&other);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let connect = cli.run(&args, Some(&other.client_secret()));
+    assert!(connect.status.success(), "{}", text(&connect.stderr));
+    assert!(
+        text(&connect.stderr).contains("First sync done: 27 accounts"),
+        "{}",
+        text(&connect.stderr)
+    );
+    let report = cli.run(&["report", "--format", "json"], None);
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    let report: Value = serde_json::from_slice(&report.stdout).expect("JSON report");
+    assert_eq!(report["seats"]["assigned"], 25);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
