@@ -410,6 +410,11 @@ async fn no_secret_appears_in_responses_logs_or_stored_items() {
     assert_eq!(requested.len(), 1, "the connect starts the first sync");
     run_sync(&ctx, &requested[0].integration_id).await;
     h.read_everything(&ccg_id).await;
+    let ccg_assigned = h
+        .get(&format!("/integrations/{ccg_id}/licenses"))
+        .await
+        .json()["seats"]["assigned"]
+        .clone();
     // A wrong secret is refused without being echoed.
     let wrong = "wrong-client-secret-0123456789";
     secrets.insert(wrong.to_owned());
@@ -548,6 +553,18 @@ async fn no_secret_appears_in_responses_logs_or_stored_items() {
         sim.oauth_stats()
     );
     h.read_everything(&oauth_id.to_string()).await;
+    // The admin who authorised holds a seat like any managed user (only a client-credentials
+    // service account holds none): both ways of connecting count the same seats.
+    let oauth_assigned = h
+        .get(&format!("/integrations/{oauth_id}/licenses"))
+        .await
+        .json()["seats"]["assigned"]
+        .clone();
+    assert!(
+        ccg_assigned.as_u64().is_some_and(|n| n > 0),
+        "{ccg_assigned}"
+    );
+    assert_eq!(oauth_assigned, ccg_assigned);
 
     let replay = h
         .call(

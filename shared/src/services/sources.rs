@@ -159,11 +159,18 @@ impl SourceFactory for ProviderSources {
                     "no Box plan declared",
                 ))?;
                 let client = self.box_client(integration).await?;
+                // Only a client-credentials integration acts as a service account (no seat).
+                // An OAuth integration acts as the admin who authorised it: a person holding a
+                // seat, counted like any other and kept from reclaim by the reclaim rules.
+                let service_account = match integration.auth_kind {
+                    AuthKind::ClientCredentials => integration.service_user_id.clone(),
+                    AuthKind::OAuth => None,
+                };
                 Ok(Box::new(BoxSource::new(
                     client,
                     integration.tenant_id.clone(),
                     plan,
-                    integration.service_user_id.clone(),
+                    service_account,
                 )))
             }
             Provider::Salesforce => Err(SourceError::Unsupported(Provider::Salesforce)),
