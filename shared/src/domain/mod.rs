@@ -2,16 +2,16 @@
 //! and the pure rules over them. Nothing here does I/O or knows about AWS or HTTP.
 
 mod account;
-mod audit;
 mod activity;
+mod audit;
 mod integration;
 mod seats;
 mod snapshot;
 mod task;
 
 pub use account::{Account, AccountKind};
-pub use audit::{Actor, AuditEntry};
 pub use activity::{EventCoverage, InactiveDays, LoginAge};
+pub use audit::{Actor, AuditEntry};
 pub use integration::{
     AuthKind, BoxPlan, Integration, IntegrationId, IntegrationStatus, Provider, ReclaimGuardRails,
     SeatPrice, SyncSettings, SyncSummary,
