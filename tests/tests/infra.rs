@@ -1,13 +1,12 @@
 //! The SAM template (`infra/template.yaml`) against the code it deploys: every function is a
 //! crate of the workspace, every environment variable the code reads is set (and none that
 //! it does not read), IAM names actions and resources (no `*` except where AWS accepts
-//! nothing else), and the table is the one the DynamoDB adapter expects.
+//! nothing else), and the table is the one the DynamoDB adapter expects. The API calls in
+//! `infra/README.md` are operations of `functions/api/openapi.json`, with bodies it accepts.
 //!
 //! `cfn-lint` and `sam validate` (run by `infra/check`) check the template against
 //! CloudFormation and SAM; these tests check it against this repository.
 
-use seatkeeper_shared::domain::{Integration, Provider};
-use seatkeeper_shared::store::Keys;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use yaml_serde::{Mapping, Value};
@@ -502,53 +501,377 @@ fn the_table_is_the_one_the_dynamodb_adapter_uses() {
 }
 
 #[test]
-fn the_readme_recipe_writes_an_integration_the_sync_can_read() {
-    // infra/README.md, "Connect the first integration": the example `integration.json` is what
-    // the jq recipe stores as the item's `data`, under keys it spells out by hand.
+fn the_readme_connect_requests_are_bodies_the_api_accepts() {
+    // infra/README.md, "Connect the first integration": `connect.json` plus the secret that jq
+    // adds from the environment is the body of `POST /integrations`, and `oauth.json` the body
+    // of `POST /integrations/oauth`; both must satisfy the document's request schemas.
     let readme = std::fs::read_to_string(repo_root().join("infra/README.md")).expect("README");
-    let example = readme
-        .split("```json")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("a ```json block in infra/README.md");
-    let integration: Integration = serde_json::from_str(example)
-        .unwrap_or_else(|e| panic!("the README's integration.json is not an Integration: {e}"));
-    assert_eq!(
-        integration.secret_name,
-        Integration::secret_name_for(&integration.id)
-    );
-    assert_eq!(integration.provider, Provider::Box);
+    let doc: serde_json::Value =
+        serde_json::from_str(seatkeeper_api::OPENAPI_JSON).expect("openapi.json is JSON");
 
-    let recipe = readme
-        .split("transact-write-items")
-        .next()
-        .and_then(|before| before.rsplit("```sh").next())
-        .expect("the jq recipe before `transact-write-items`");
-    let id = integration.id.as_str();
-    let tenant = integration.tenant_id.as_str();
-    // The recipe builds the keys from $id and $tenant; they must be the adapter's.
-    assert_eq!(
-        Keys::integration(&integration.id),
-        format!("INT#{id}"),
-        "recipe: pk of the integration"
+    let connect_schema = request_schema(&doc, "/integrations", "post");
+    let mut connect = json_block_after(&readme, "`connect.json` is the body");
+    assert!(
+        connect.get("client_secret").is_none(),
+        "connect.json must not hold the secret: jq adds it from the environment"
     );
-    assert_eq!(
-        Keys::tenant(Provider::Box, tenant),
-        format!("TENANT#box#{tenant}"),
-        "recipe: pk of the tenant claim"
+    let refused = schema_errors(&doc, connect_schema, &connect);
+    assert!(
+        refused.iter().any(|e| e.contains("client_secret")),
+        "without the secret the body must be refused, got {refused:?}"
     );
+    connect["client_secret"] = "a secret from the environment".into();
+    let errors = schema_errors(&doc, connect_schema, &connect);
+    assert!(errors.is_empty(), "connect.json + secret: {errors:?}");
+
+    let oauth = json_block_after(&readme, "`oauth.json`, a new connect");
+    let errors = schema_errors(
+        &doc,
+        request_schema(&doc, "/integrations/oauth", "post"),
+        &oauth,
+    );
+    assert!(errors.is_empty(), "oauth.json: {errors:?}");
+
+    // The secret reaches the body from the environment, and the body reaches awscurl on stdin.
+    let connect_command = commands(&readme)
+        .into_iter()
+        .find(|c| c.contains("\"$API_URL/integrations\""))
+        .expect("the awscurl call of POST /integrations");
     for piece in [
-        "pk: {S: (\"INT#\" + $id)}",
-        "pk: {S: (\"TENANT#box#\" + $tenant)}",
-        &format!("sk: {{S: \"{}\"}}", Keys::META),
-        &format!("gsi1pk: {{S: \"{}\"}}", Keys::INTEGRATIONS_GSI),
-        "gsi1sk: {S: $id}",
-        "integration_id: {S: $id}",
-        "\"seatkeeper/integrations/$ID\"",
-        "{client_id: $id, client_secret: $secret}",
+        "jq '. + {client_secret: env.BOX_CLIENT_SECRET}' connect.json |",
+        "-X POST",
+        "-H 'content-type: application/json'",
+        "-d @- \"$API_URL/integrations\"",
     ] {
-        assert!(recipe.contains(piece), "the README recipe lost {piece:?}");
+        assert!(
+            connect_command.contains(piece),
+            "the connect recipe lost {piece:?}: {connect_command}"
+        );
     }
+
+    // Every call is signed for API Gateway and names an operation the document has.
+    let calls: Vec<(String, String)> = commands(&readme)
+        .iter()
+        .filter(|c| c.contains("awscurl --"))
+        .map(|c| awscurl_call(c))
+        .collect();
+    assert!(calls.len() >= 4, "awscurl calls in the README: {calls:?}");
+    for (method, path) in &calls {
+        assert!(
+            doc["paths"][path.as_str()]
+                .get(method.to_ascii_lowercase())
+                .is_some(),
+            "the README calls {method} {path}, which openapi.json does not document"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's API calls
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON value in the first ```json block after `marker`.
+fn json_block_after(text: &str, marker: &str) -> serde_json::Value {
+    let from = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} is not in the README"));
+    let block = text[from..]
+        .split_once("```json\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .unwrap_or_else(|| panic!("no ```json block after {marker}"));
+    serde_json::from_str(block).unwrap_or_else(|e| panic!("the {marker} example: {e}"))
+}
+
+/// The shell commands of the README's ```sh blocks, continuation lines joined.
+fn commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for block in text.split("```sh\n").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        let mut command = String::new();
+        for line in block.lines() {
+            let line = line.trim();
+            // A trailing `\` or `|` continues the command on the next line.
+            if let Some(head) = line.strip_suffix('\\') {
+                command.push_str(head);
+            } else if line.ends_with('|') {
+                command.push_str(line);
+                command.push(' ');
+            } else {
+                command.push_str(line);
+                out.push(std::mem::take(&mut command));
+            }
+        }
+    }
+    out
+}
+
+/// `(method, documented path)` of an awscurl call: `-X` (default GET), and the URL
+/// `"$API_URL/..."` with `$ID` standing for `{id}` and without its query.
+fn awscurl_call(command: &str) -> (String, String) {
+    let call = &command[command.find("awscurl --").expect("awscurl")..];
+    let call = call.split(" | ").next().unwrap_or(call);
+    let words: Vec<&str> = call.split_whitespace().collect();
+    let value_of = |flag: &str| {
+        words
+            .iter()
+            .position(|w| *w == flag)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+    };
+    assert_eq!(
+        value_of("--service"),
+        Some("execute-api"),
+        "sign for API Gateway: {call}"
+    );
+    assert_eq!(value_of("--region"), Some("\"$REGION\""), "{call}");
+    let method = value_of("-X").unwrap_or("GET").to_owned();
+    let url = words
+        .iter()
+        .find_map(|w| w.trim_matches('"').strip_prefix("$API_URL"))
+        .unwrap_or_else(|| panic!("no \"$API_URL/...\" in {call}"));
+    let path = url.split('?').next().unwrap_or(url).replace("$ID", "{id}");
+    (method, path)
+}
+
+/// The JSON schema of an operation's request body.
+fn request_schema<'a>(
+    doc: &'a serde_json::Value,
+    path: &str,
+    method: &str,
+) -> &'a serde_json::Value {
+    let schema =
+        &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{method} {path} takes no JSON body");
+    schema
+}
+
+/// What `value` breaks in `schema`. Covers the keywords the request schemas use; any other
+/// keyword fails the test rather than being skipped, so a schema cannot outgrow the check.
+fn schema_errors(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    check_schema(doc, schema, value, "body", &mut errors);
+    errors
+}
+
+fn check_schema(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) {
+    use serde_json::Value as J;
+    let keywords = schema.as_object().expect("a schema is an object");
+    for (keyword, rule) in keywords {
+        match keyword.as_str() {
+            // Annotations.
+            "description" | "title" | "writeOnly" | "readOnly" | "default" | "examples"
+            | "format" => {}
+            "$ref" => {
+                let pointer = rule
+                    .as_str()
+                    .and_then(|r| r.strip_prefix('#'))
+                    .expect("a local $ref");
+                let target = doc.pointer(pointer).expect("the $ref resolves");
+                check_schema(doc, target, value, at, errors);
+            }
+            "type" => {
+                let types: Vec<&str> = match rule {
+                    J::String(t) => vec![t.as_str()],
+                    J::Array(ts) => ts.iter().filter_map(J::as_str).collect(),
+                    _ => panic!("type at {at}: {rule}"),
+                };
+                let fits = |t: &str| match t {
+                    "object" => value.is_object(),
+                    "array" => value.is_array(),
+                    "string" => value.is_string(),
+                    "integer" => value.is_i64() || value.is_u64(),
+                    "number" => value.is_number(),
+                    "boolean" => value.is_boolean(),
+                    "null" => value.is_null(),
+                    other => panic!("unknown type {other}"),
+                };
+                if !types.iter().any(|t| fits(t)) {
+                    errors.push(format!("{at}: {value} is not {types:?}"));
+                }
+            }
+            "enum" => {
+                if !rule.as_array().expect("enum").contains(value) {
+                    errors.push(format!("{at}: {value} is not one of {rule}"));
+                }
+            }
+            "required" => {
+                for name in rule
+                    .as_array()
+                    .expect("required")
+                    .iter()
+                    .filter_map(J::as_str)
+                {
+                    if value.is_object() && value.get(name).is_none() {
+                        errors.push(format!("{at}.{name} is required"));
+                    }
+                }
+            }
+            "properties" => {
+                let Some(object) = value.as_object() else {
+                    continue;
+                };
+                for (name, property) in rule.as_object().expect("properties") {
+                    if let Some(v) = object.get(name) {
+                        check_schema(doc, property, v, &format!("{at}.{name}"), errors);
+                    }
+                }
+            }
+            "additionalProperties" => {
+                let Some(object) = value.as_object() else {
+                    continue;
+                };
+                let known = keywords.get("properties").and_then(J::as_object);
+                for (name, v) in object {
+                    if known.is_some_and(|k| k.contains_key(name)) {
+                        continue;
+                    }
+                    match rule {
+                        J::Bool(true) => {}
+                        J::Bool(false) => errors.push(format!("{at}.{name} is not allowed")),
+                        extra => check_schema(doc, extra, v, &format!("{at}.{name}"), errors),
+                    }
+                }
+            }
+            "anyOf" | "oneOf" => {
+                let passing = rule
+                    .as_array()
+                    .expect(keyword)
+                    .iter()
+                    .filter(|sub| schema_errors(doc, sub, value).is_empty())
+                    .count();
+                let ok = if keyword == "anyOf" {
+                    passing >= 1
+                } else {
+                    passing == 1
+                };
+                if !ok {
+                    errors.push(format!("{at}: {passing} of the {keyword} schemas fit"));
+                }
+            }
+            "minLength" | "maxLength" => {
+                if let Some(s) = value.as_str() {
+                    let n = s.chars().count() as u64;
+                    let bound = rule.as_u64().expect(keyword);
+                    if (keyword == "minLength" && n < bound)
+                        || (keyword == "maxLength" && n > bound)
+                    {
+                        errors.push(format!("{at}: length {n} breaks {keyword} {bound}"));
+                    }
+                }
+            }
+            "minimum" | "maximum" => {
+                if let Some(n) = value.as_f64() {
+                    let bound = rule.as_f64().expect(keyword);
+                    if (keyword == "minimum" && n < bound) || (keyword == "maximum" && n > bound) {
+                        errors.push(format!("{at}: {n} breaks {keyword} {bound}"));
+                    }
+                }
+            }
+            "pattern" => {
+                if let Some(s) = value.as_str()
+                    && !matches_pattern(rule.as_str().expect("pattern"), s)
+                {
+                    errors.push(format!("{at}: {s:?} does not match {rule}"));
+                }
+            }
+            other => panic!("schema keyword {other:?} at {at}: extend check_schema"),
+        }
+    }
+}
+
+/// The pattern forms the request schemas use: `^[class]` followed by `*`, `+`, `{n}` or
+/// `{m,n}`, then `$`. A class holds characters, ranges and `\uXXXX` escapes, and may be
+/// negated. Any other pattern fails the test.
+fn matches_pattern(pattern: &str, s: &str) -> bool {
+    fn unsupported(pattern: &str) -> ! {
+        panic!("pattern {pattern:?}: extend matches_pattern")
+    }
+    /// One character of a class: itself, or an escape.
+    fn atom(pattern: &str, chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<char> {
+        let c = chars.next()?;
+        if c != '\\' {
+            return Some(c);
+        }
+        match chars.next() {
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                Some(c.unwrap_or_else(|| unsupported(pattern)))
+            }
+            Some(c @ ('\\' | '-' | ']' | '[' | '^')) => Some(c),
+            _ => unsupported(pattern),
+        }
+    }
+
+    let Some((class, quantifier)) = pattern
+        .strip_prefix("^[")
+        .and_then(|p| p.strip_suffix('$'))
+        .and_then(|p| p.rsplit_once(']'))
+    else {
+        unsupported(pattern)
+    };
+    let (negated, class) = match class.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, class),
+    };
+    let mut chars = class.chars().peekable();
+    let mut ranges = Vec::new();
+    while let Some(low) = atom(pattern, &mut chars) {
+        let mut ahead = chars.clone();
+        // `a-z` is a range; a `-` at the end of the class is itself.
+        if ahead.next() == Some('-') && ahead.peek().is_some() {
+            chars.next();
+            let high = atom(pattern, &mut chars).unwrap_or_else(|| unsupported(pattern));
+            ranges.push((low, high));
+        } else {
+            ranges.push((low, low));
+        }
+    }
+    let (min, max) = match quantifier {
+        "*" => (0, usize::MAX),
+        "+" => (1, usize::MAX),
+        q => {
+            let Some(bounds) = q.strip_prefix('{').and_then(|q| q.strip_suffix('}')) else {
+                unsupported(pattern)
+            };
+            let (min, max) = bounds.split_once(',').unwrap_or((bounds, bounds));
+            match (min.parse(), max.parse()) {
+                (Ok(min), Ok(max)) => (min, max),
+                _ => unsupported(pattern),
+            }
+        }
+    };
+    let in_class = |c: char| ranges.iter().any(|&(low, high)| low <= c && c <= high) != negated;
+    (min..=max).contains(&s.chars().count()) && s.chars().all(in_class)
+}
+
+#[test]
+fn the_pattern_check_reads_the_document_s_patterns() {
+    // The forms openapi.json uses; the README test relies on them being read right.
+    assert!(matches_pattern("^[A-Za-z0-9_-]{1,128}$", "abc_DEF-123"));
+    assert!(!matches_pattern("^[A-Za-z0-9_-]{1,128}$", ""));
+    assert!(!matches_pattern("^[A-Za-z0-9_-]{1,128}$", "a b"));
+    assert!(matches_pattern("^[0-9]{1,20}$", "123456"));
+    assert!(!matches_pattern("^[0-9]{1,20}$", "12a"));
+    assert!(!matches_pattern("^[0-9]{1,20}$", &"1".repeat(21)));
+    let printable = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+    assert!(matches_pattern(printable, "Acme Box ✓"));
+    assert!(matches_pattern(printable, ""));
+    assert!(!matches_pattern(printable, "line\nbreak"));
+    assert!(!matches_pattern(printable, "\u{85}"));
+    assert!(matches_pattern("^[a-z0-9-]{1,64}$", "0b0e7c5e-6a4f"));
+    assert!(!matches_pattern("^[a-z0-9-]{1,64}$", "ABC"));
 }
 
 // ---------------------------------------------------------------------------------------------
