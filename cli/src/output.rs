@@ -73,48 +73,6 @@ pub struct LastSyncView {
     pub succeeded: bool,
 }
 
-/// One account row (`GET /integrations/{id}/accounts` items, and the report's `accounts`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccountView {
-    pub id: String,
-    pub login: String,
-    pub name: String,
-    pub kind: String,
-    pub status: String,
-    pub role: Option<String>,
-    pub license_type: Option<String>,
-    pub last_login_at: Option<DateTime<Utc>>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub space_amount_bytes: Option<i64>,
-    pub space_used_bytes: Option<i64>,
-    pub max_upload_size_bytes: Option<i64>,
-    pub is_sync_enabled: Option<bool>,
-    pub is_exempt_from_device_limits: Option<bool>,
-}
-
-pub const ACCOUNT_CSV_HEADER: &str = AccountRow::CSV_HEADER;
-
-/// The CSV line of an account, by the one CSV writer the local report uses too.
-pub fn account_csv_line(v: &AccountView) -> String {
-    AccountRow {
-        id: v.id.clone(),
-        login: v.login.clone(),
-        name: v.name.clone(),
-        kind: v.kind.clone(),
-        status: v.status.clone(),
-        role: v.role.clone(),
-        license_type: v.license_type.clone(),
-        last_login_at: v.last_login_at,
-        created_at: v.created_at,
-        space_amount_bytes: v.space_amount_bytes,
-        space_used_bytes: v.space_used_bytes,
-        max_upload_size_bytes: v.max_upload_size_bytes,
-        is_sync_enabled: v.is_sync_enabled,
-        is_exempt_from_device_limits: v.is_exempt_from_device_limits,
-    }
-    .csv_line()
-}
-
 /// One task run as `seatkeeper tasks` lists it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TaskRow {

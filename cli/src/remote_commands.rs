@@ -7,6 +7,7 @@ use crate::output::{self, IntegrationView, JsonAccounts, SummaryView, TaskRow};
 use crate::remote::RemoteApi;
 use anyhow::{Context, Result};
 use seatkeeper_shared::domain::{InactiveDays, IntegrationId};
+use seatkeeper_shared::services::report::AccountRow;
 use serde::Deserialize;
 use std::io::{BufWriter, Write};
 
@@ -88,10 +89,10 @@ pub async fn report(
             accounts.finish()?;
         }
         Format::Csv => {
-            writeln!(out, "{}", output::ACCOUNT_CSV_HEADER)?;
+            writeln!(out, "{}", AccountRow::CSV_HEADER)?;
             each_account_page(api, &id, |rows| {
                 rows.iter()
-                    .try_for_each(|row| writeln!(out, "{}", output::account_csv_line(row)))
+                    .try_for_each(|row| writeln!(out, "{}", row.csv_line()))
             })
             .await?;
         }
@@ -112,7 +113,7 @@ async fn summary(api: &RemoteApi, id: &str, days: InactiveDays) -> Result<Summar
 async fn each_account_page(
     api: &RemoteApi,
     id: &str,
-    mut visit: impl FnMut(&[output::AccountView]) -> std::io::Result<()>,
+    mut visit: impl FnMut(&[AccountRow]) -> std::io::Result<()>,
 ) -> Result<()> {
     let mut cursor: Option<String> = None;
     loop {
@@ -121,7 +122,7 @@ async fn each_account_page(
             query.push(("cursor", c));
         }
         let url = api.url(&["integrations", id, "accounts"], &query);
-        let page: Page<output::AccountView> = api.get_json(url).await?;
+        let page: Page<AccountRow> = api.get_json(url).await?;
         visit(&page.items).context("cannot write the report")?;
         match page.next_cursor {
             Some(next) => cursor = Some(next),

@@ -4,13 +4,15 @@
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use seatkeeper_shared::domain::{
-    Account, AccountKind, Actor, AuditEntry, AuthKind, BoxPlan, EventCoverage, Integration,
-    IntegrationId, IntegrationStatus, Provider, Snapshot, SnapshotBuilder, SyncSettings,
-    SyncSummary, TaskKind, TaskRun, TaskStatus,
+    Account, AccountKind, ActionRecord, ActionStep, Actor, ApprovalRefused, AuditEntry, AuthKind,
+    BoxPlan, Candidate, EventCoverage, Exclusion, Integration, IntegrationId, IntegrationStatus,
+    JobChangeRefused, JobState, Provider, ReclaimActionKind, ReclaimGuardRails, ReclaimJob,
+    ReclaimJobId, ReclaimPolicy, SkipReason, Snapshot, SnapshotBuilder, SyncSettings, SyncSummary,
+    TaskKind, TaskRun, TaskStatus, TaskToken,
 };
 use seatkeeper_shared::store::embedded::EmbeddedStore;
 use seatkeeper_shared::store::{
-    LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError,
+    JobChange, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError,
 };
 use seatkeeper_tests::{Moto, dynamo_store};
 use std::collections::{BTreeMap, HashSet};
@@ -67,6 +69,21 @@ macro_rules! contract_tests {
             audit_is_listed_newest_first_in_pages,
             audit_of_one_integration_is_invisible_to_another,
             garbage_and_foreign_cursors_are_bad_cursors,
+            reclaim_job_round_trips_and_its_id_is_taken_once,
+            reclaim_jobs_are_listed_newest_first_per_integration,
+            modify_reclaim_job_applies_the_change_or_leaves_the_job,
+            modify_reclaim_job_never_touches_what_was_approved,
+            concurrent_job_modifications_are_all_kept,
+            only_one_of_two_concurrent_approvals_wins,
+            candidates_are_read_by_batch_and_only_the_approved_set_is_found,
+            candidates_are_written_only_while_the_job_plans,
+            a_candidate_batch_never_holds_more_than_fifty,
+            exclusions_are_listed_in_pages,
+            action_steps_follow_the_order_once_each,
+            only_one_of_two_racers_advances_a_step,
+            actions_are_listed_in_pages,
+            account_lock_is_exclusive_until_released_or_expired,
+            reclaim_listings_refuse_garbage_and_foreign_cursors,
         ]);
     };
     (@cases $adapter:ident, $make:expr, [$($case:ident),* $(,)?]) => {
@@ -287,6 +304,93 @@ fn next_cursor<T>(page: Page<T>) -> String {
 
 fn is_bad_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
     matches!(result, Err(StoreError::BadCursor(_)))
+}
+
+fn requester() -> Actor {
+    Actor::Iam {
+        arn: "arn:aws:iam::123456789012:user/alice".into(),
+    }
+}
+
+fn approver() -> Actor {
+    Actor::Iam {
+        arn: "arn:aws:iam::123456789012:user/bob".into(),
+    }
+}
+
+fn reclaim_job(integration_id: &str, created_at: DateTime<Utc>) -> ReclaimJob {
+    ReclaimJob::new(
+        iid(integration_id),
+        ReclaimPolicy {
+            action: ReclaimActionKind::Delete,
+            transfer_to: Some("1001".into()),
+            excluded_logins: vec!["ceo@example.com".into()],
+            ..ReclaimPolicy::default()
+        },
+        requester(),
+        created_at,
+    )
+}
+
+fn candidate(job: &ReclaimJob, batch: u32, external_id: &str) -> Candidate {
+    Candidate {
+        job_id: job.id.clone(),
+        batch,
+        external_id: external_id.into(),
+        login: format!("{external_id}@example.com"),
+        last_login_at: Some(at(2025, 6, 1, 0)),
+        created_at: Some(at(2024, 1, 1, 0)),
+    }
+}
+
+fn exclusion(job: &ReclaimJob, external_id: &str, reason: SkipReason) -> Exclusion {
+    Exclusion {
+        job_id: job.id.clone(),
+        external_id: external_id.into(),
+        login: format!("{external_id}@example.com"),
+        reason,
+        detail: Some("g-legal".into()),
+    }
+}
+
+/// A job that plans, stored.
+async fn planning_job(store: &dyn Store, integration_id: &str) -> ReclaimJob {
+    let job = reclaim_job(integration_id, at(2026, 3, 1, 0));
+    store.create_reclaim_job(&job).await.expect("create job");
+    job
+}
+
+async fn all_jobs(
+    store: &dyn Store,
+    id: &IntegrationId,
+    limit: usize,
+) -> (Vec<ReclaimJob>, Vec<usize>) {
+    let mut jobs = Vec::new();
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_reclaim_jobs(id, cursor.as_deref(), limit)
+            .await
+            .expect("list jobs");
+        pages.push(page.items.len());
+        jobs.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (jobs, pages),
+        }
+    }
+}
+
+fn is_step_conflict<T: std::fmt::Debug>(
+    result: Result<T, StoreError>,
+    want: Option<ActionStep>,
+) -> bool {
+    matches!(result, Err(StoreError::StepConflict { current, .. }) if current == want)
+}
+
+fn is_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::InvalidItem(_)))
 }
 
 mod cases {
@@ -2035,6 +2139,947 @@ mod cases {
                 .items
                 .len(),
             2
+        );
+    }
+
+    // Reclaim jobs -----------------------------------------------------------------------
+
+    pub async fn reclaim_job_round_trips_and_its_id_is_taken_once(store: &dyn Store) {
+        let mut job = reclaim_job("acme", at(2026, 3, 1, 0));
+        job.task_token = Some(TaskToken::new("token-from-step-functions"));
+        job.execution_arn =
+            Some("arn:aws:states:us-east-1:123456789012:execution:reclaim:x".into());
+        job.batches = 3;
+        job.counts.candidates = 120;
+        store.create_reclaim_job(&job).await.expect("create");
+        assert_eq!(
+            store.get_reclaim_job(&job.id).await.expect("get"),
+            Some(job.clone())
+        );
+        assert_eq!(
+            store
+                .get_reclaim_job(&ReclaimJobId::generate())
+                .await
+                .expect("get"),
+            None
+        );
+
+        let again = ReclaimJob {
+            batches: 9,
+            ..job.clone()
+        };
+        match store.create_reclaim_job(&again).await {
+            Err(StoreError::ReclaimJobExists(id)) => assert_eq!(id, job.id),
+            other => panic!("expected ReclaimJobExists, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_reclaim_job(&job.id).await.expect("get"),
+            Some(job),
+            "the first job is kept"
+        );
+    }
+
+    pub async fn reclaim_jobs_are_listed_newest_first_per_integration(store: &dyn Store) {
+        let start = at(2026, 3, 1, 0);
+        // Written out of order; two jobs share one instant, two differ by a microsecond.
+        let mut jobs: Vec<ReclaimJob> = [3, 0, 6, 1, 5, 2, 4]
+            .into_iter()
+            .map(|n| reclaim_job("acme", start + Duration::hours(n)))
+            .collect();
+        jobs.push(reclaim_job("acme", start + Duration::hours(2)));
+        jobs.push(reclaim_job(
+            "acme",
+            start + Duration::hours(2) + Duration::microseconds(1),
+        ));
+        for job in &jobs {
+            store.create_reclaim_job(job).await.expect("create");
+        }
+        let theirs = reclaim_job("acme-2", start + Duration::hours(9));
+        store.create_reclaim_job(&theirs).await.expect("create");
+        // Other items of the integration's partition and of the jobs' are not jobs.
+        store
+            .append_audit(&audit_entry(&iid("acme"), start, "reclaim_requested"))
+            .await
+            .expect("audit");
+        store
+            .put_candidates(&jobs[0].id, &[candidate(&jobs[0], 1, "7")])
+            .await
+            .expect("candidates");
+
+        let mut expected = jobs.clone();
+        expected.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let (listed, pages) = all_jobs(store, &iid("acme"), 4).await;
+        assert_eq!(pages, vec![4, 4, 1]);
+        assert_eq!(listed, expected);
+        assert_eq!(listed[0].created_at, start + Duration::hours(6));
+        let (one_by_one, _) = all_jobs(store, &iid("acme"), 1).await;
+        assert_eq!(one_by_one, expected);
+        let whole = store
+            .list_reclaim_jobs(&iid("acme"), None, 9)
+            .await
+            .expect("list");
+        assert_eq!(whole.items.len(), 9);
+        assert_eq!(whole.next, None, "the last page says so itself");
+
+        assert_eq!(all_jobs(store, &iid("acme-2"), 10).await.0, vec![theirs]);
+        assert!(all_jobs(store, &iid("nobody"), 10).await.0.is_empty());
+        // Listing jobs leaves the integrations' own listing alone.
+        assert!(store.list_integrations().await.expect("list").is_empty());
+    }
+
+    pub async fn modify_reclaim_job_applies_the_change_or_leaves_the_job(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let later = at(2026, 3, 1, 1);
+        let awaiting = store
+            .modify_reclaim_job(&job.id, &|j: &mut ReclaimJob| {
+                j.move_to(JobState::AwaitingApproval, later)?;
+                j.task_token = Some(TaskToken::new("token-1"));
+                j.counts.candidates = 80;
+                j.batches = 2;
+                Ok(())
+            })
+            .await
+            .expect("modify");
+        assert_eq!(awaiting.state, JobState::AwaitingApproval);
+        assert_eq!(
+            store.get_reclaim_job(&job.id).await.expect("get"),
+            Some(awaiting.clone())
+        );
+
+        // The requester approving their own job: refused by the job's own rule, and a
+        // change made before the refusal is not kept either.
+        let rails = ReclaimGuardRails::default();
+        let result = store
+            .modify_reclaim_job(&job.id, &|j: &mut ReclaimJob| {
+                j.counts.acted = 99;
+                j.approve(&requester(), &rails, later)
+            })
+            .await;
+        match result {
+            Err(StoreError::JobChangeRefused { job_id, reason }) => {
+                assert_eq!(job_id, job.id);
+                assert_eq!(
+                    reason,
+                    JobChangeRefused::Approval(ApprovalRefused::SelfApproval)
+                );
+            }
+            other => panic!("expected JobChangeRefused, got {other:?}"),
+        }
+        // A transition the states do not allow.
+        let result = store
+            .modify_reclaim_job(&job.id, &|j: &mut ReclaimJob| {
+                j.move_to(JobState::Running, later)
+            })
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(StoreError::JobChangeRefused {
+                    reason: JobChangeRefused::Transition { .. },
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            store.get_reclaim_job(&job.id).await.expect("get"),
+            Some(awaiting),
+            "refused changes leave the job as it was"
+        );
+
+        let ghost = ReclaimJobId::generate();
+        match store
+            .modify_reclaim_job(&ghost, &|j: &mut ReclaimJob| {
+                j.batches = 1;
+                Ok(())
+            })
+            .await
+        {
+            Err(StoreError::ReclaimJobNotFound(id)) => assert_eq!(id, ghost),
+            other => panic!("expected ReclaimJobNotFound, got {other:?}"),
+        }
+    }
+
+    pub async fn modify_reclaim_job_never_touches_what_was_approved(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let changes: [&JobChange<'_>; 5] = [
+            &|j: &mut ReclaimJob| {
+                j.policy.excluded_logins.clear();
+                Ok(())
+            },
+            &|j: &mut ReclaimJob| {
+                j.requested_by = approver();
+                Ok(())
+            },
+            &|j: &mut ReclaimJob| {
+                j.integration_id = iid("acme-2");
+                Ok(())
+            },
+            &|j: &mut ReclaimJob| {
+                j.id = ReclaimJobId::generate();
+                Ok(())
+            },
+            &|j: &mut ReclaimJob| {
+                j.created_at += Duration::seconds(1);
+                Ok(())
+            },
+        ];
+        for change in changes {
+            assert!(is_invalid(store.modify_reclaim_job(&job.id, change).await));
+        }
+        assert_eq!(
+            store.get_reclaim_job(&job.id).await.expect("get"),
+            Some(job.clone())
+        );
+        assert_eq!(all_jobs(store, &iid("acme"), 10).await.0, vec![job]);
+    }
+
+    pub async fn concurrent_job_modifications_are_all_kept(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        // Six batches finishing at once, each counting its account: none may be lost.
+        let count = |j: &mut ReclaimJob| {
+            j.counts.acted += 1;
+            j.counts.seats_freed += 1;
+            Ok(())
+        };
+        let modify = || store.modify_reclaim_job(&job.id, &count);
+        let (a, b, c, d, e, f) =
+            tokio::join!(modify(), modify(), modify(), modify(), modify(), modify());
+        for result in [a, b, c, d, e, f] {
+            result.expect("modify");
+        }
+        let stored = store
+            .get_reclaim_job(&job.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored.counts.acted, 6);
+        assert_eq!(stored.counts.seats_freed, 6);
+    }
+
+    pub async fn only_one_of_two_concurrent_approvals_wins(store: &dyn Store) {
+        let rails = ReclaimGuardRails::default();
+        for round in 0..5 {
+            let job = reclaim_job("acme", at(2026, 3, 1, round));
+            store.create_reclaim_job(&job).await.expect("create");
+            store
+                .modify_reclaim_job(&job.id, &|j: &mut ReclaimJob| {
+                    j.move_to(JobState::AwaitingApproval, at(2026, 3, 2, 0))
+                })
+                .await
+                .expect("await approval");
+            let carol = Actor::Local {
+                user: "carol".into(),
+            };
+            let approve_as = |who: Actor| {
+                let rails = rails.clone();
+                let id = job.id.clone();
+                async move {
+                    let change =
+                        move |j: &mut ReclaimJob| j.approve(&who, &rails, at(2026, 3, 2, 1));
+                    store.modify_reclaim_job(&id, &change).await
+                }
+            };
+            let (a, b) = tokio::join!(approve_as(approver()), approve_as(carol.clone()));
+            let (won, lost) = match (a, b) {
+                (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+                other => panic!("round {round}: expected one approval, got {other:?}"),
+            };
+            assert!(
+                matches!(
+                    lost,
+                    StoreError::JobChangeRefused {
+                        reason: JobChangeRefused::Approval(ApprovalRefused::NotAwaitingApproval(
+                            JobState::Approved
+                        )),
+                        ..
+                    }
+                ),
+                "round {round}: {lost:?}"
+            );
+            let stored = store
+                .get_reclaim_job(&job.id)
+                .await
+                .expect("get")
+                .expect("stored");
+            assert_eq!(stored, won);
+            assert!(stored.approved_by == Some(approver()) || stored.approved_by == Some(carol));
+        }
+    }
+
+    // Candidates and exclusions ----------------------------------------------------------
+
+    pub async fn candidates_are_read_by_batch_and_only_the_approved_set_is_found(
+        store: &dyn Store,
+    ) {
+        let job = planning_job(store, "acme").await;
+        let other = planning_job(store, "acme").await;
+        // Batch 1 full, batch 2 partly, batch 10 (whose key must not mix with batch 1's);
+        // written in one call, out of order.
+        let mut all: Vec<Candidate> = (0..50)
+            .rev()
+            .map(|n| candidate(&job, 1, &format!("u{n:03}")))
+            .collect();
+        all.extend((50..70).map(|n| candidate(&job, 2, &format!("u{n:03}"))));
+        all.extend(["x3", "x1", "x2"].map(|e| candidate(&job, 10, e)));
+        store.put_candidates(&job.id, &all).await.expect("put");
+        store
+            .put_candidates(&other.id, &[candidate(&other, 1, "intruder")])
+            .await
+            .expect("put other");
+
+        let batch1 = store.list_candidates(&job.id, 1).await.expect("batch 1");
+        let expected1: Vec<Candidate> = (0..50)
+            .map(|n| candidate(&job, 1, &format!("u{n:03}")))
+            .collect();
+        assert_eq!(batch1, expected1);
+        assert_eq!(
+            store
+                .list_candidates(&job.id, 2)
+                .await
+                .expect("batch 2")
+                .len(),
+            20
+        );
+        let batch10: Vec<String> = store
+            .list_candidates(&job.id, 10)
+            .await
+            .expect("batch 10")
+            .into_iter()
+            .map(|c| c.external_id)
+            .collect();
+        assert_eq!(batch10, vec!["x1", "x2", "x3"]);
+        assert!(
+            store
+                .list_candidates(&job.id, 3)
+                .await
+                .expect("batch 3")
+                .is_empty()
+        );
+
+        assert_eq!(
+            store.get_candidate(&job.id, 1, "u007").await.expect("get"),
+            Some(candidate(&job, 1, "u007"))
+        );
+        // Outside the approved set: another batch, another job's, unknown.
+        assert_eq!(
+            store.get_candidate(&job.id, 2, "u007").await.expect("get"),
+            None
+        );
+        assert_eq!(
+            store
+                .get_candidate(&job.id, 1, "intruder")
+                .await
+                .expect("get"),
+            None
+        );
+        assert_eq!(
+            store.get_candidate(&job.id, 1, "").await.expect("get"),
+            None
+        );
+        assert_eq!(
+            store
+                .get_candidate(&ReclaimJobId::generate(), 1, "u007")
+                .await
+                .expect("get"),
+            None
+        );
+        // Writing a candidate again (a retried plan) replaces it.
+        store
+            .put_candidates(&job.id, &[candidate(&job, 1, "u007")])
+            .await
+            .expect("put again");
+        assert_eq!(
+            store
+                .list_candidates(&job.id, 1)
+                .await
+                .expect("batch 1")
+                .len(),
+            50
+        );
+    }
+
+    pub async fn candidates_are_written_only_while_the_job_plans(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let other = planning_job(store, "acme").await;
+        store
+            .put_candidates(&job.id, &[candidate(&job, 1, "1")])
+            .await
+            .expect("put");
+        // A candidate of another job, an empty id, a batch the keys cannot hold: refused,
+        // and nothing of the call is written.
+        for bad in [
+            candidate(&other, 1, "2"),
+            candidate(&job, 1, ""),
+            candidate(&job, 1_000_000, "2"),
+        ] {
+            let call = [candidate(&job, 1, "3"), bad];
+            assert!(is_invalid(store.put_candidates(&job.id, &call).await));
+        }
+        match store
+            .put_candidates(&ReclaimJobId::generate(), &[candidate(&job, 1, "4")])
+            .await
+        {
+            Err(StoreError::ReclaimJobNotFound(_)) => {}
+            other => panic!("expected ReclaimJobNotFound, got {other:?}"),
+        }
+
+        store
+            .modify_reclaim_job(&job.id, &|j: &mut ReclaimJob| {
+                j.move_to(JobState::AwaitingApproval, at(2026, 3, 1, 1))
+            })
+            .await
+            .expect("await approval");
+        // The approved set never grows after the plan.
+        assert!(is_invalid(
+            store
+                .put_candidates(&job.id, &[candidate(&job, 1, "late")])
+                .await
+        ));
+        assert!(is_invalid(
+            store
+                .put_exclusions(&job.id, &[exclusion(&job, "late", SkipReason::Admin)])
+                .await
+        ));
+        assert_eq!(
+            store.list_candidates(&job.id, 1).await.expect("batch 1"),
+            vec![candidate(&job, 1, "1")]
+        );
+        assert_eq!(
+            store.get_candidate(&job.id, 1, "late").await.expect("get"),
+            None
+        );
+    }
+
+    pub async fn a_candidate_batch_never_holds_more_than_fifty(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let first: Vec<Candidate> = (0..30)
+            .map(|n| candidate(&job, 1, &format!("a{n:02}")))
+            .collect();
+        store.put_candidates(&job.id, &first).await.expect("put 30");
+        // 30 stored + 21 new is one too many, counted across calls.
+        let more: Vec<Candidate> = (0..21)
+            .map(|n| candidate(&job, 1, &format!("b{n:02}")))
+            .collect();
+        assert!(is_invalid(store.put_candidates(&job.id, &more).await));
+        assert_eq!(
+            store.list_candidates(&job.id, 1).await.expect("list").len(),
+            30
+        );
+        // Twenty more fit, and rewriting stored ones does not count twice.
+        let mut fitting = more[..20].to_vec();
+        fitting.extend(first[..10].iter().cloned());
+        store
+            .put_candidates(&job.id, &fitting)
+            .await
+            .expect("put 20");
+        assert_eq!(
+            store.list_candidates(&job.id, 1).await.expect("list").len(),
+            50
+        );
+        // In one call, too.
+        let too_many: Vec<Candidate> = (0..51)
+            .map(|n| candidate(&job, 2, &format!("c{n:02}")))
+            .collect();
+        assert!(is_invalid(store.put_candidates(&job.id, &too_many).await));
+        assert!(
+            store
+                .list_candidates(&job.id, 2)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+
+    pub async fn exclusions_are_listed_in_pages(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let other = planning_job(store, "acme").await;
+        let reasons = [
+            SkipReason::Admin,
+            SkipReason::CoAdmin,
+            SkipReason::ExcludedGroup,
+            SkipReason::GracePeriod,
+        ];
+        let exclusions: Vec<Exclusion> = (0..23)
+            .rev()
+            .map(|n| exclusion(&job, &format!("e{n:02}"), reasons[n % reasons.len()]))
+            .collect();
+        store
+            .put_exclusions(&job.id, &exclusions)
+            .await
+            .expect("put");
+        // A retried plan writes them again: one copy each.
+        store
+            .put_exclusions(&job.id, &exclusions[..5])
+            .await
+            .expect("put again");
+        store
+            .put_exclusions(&other.id, &[exclusion(&other, "zz", SkipReason::Service)])
+            .await
+            .expect("put other");
+        store
+            .put_candidates(&job.id, &[candidate(&job, 1, "c1")])
+            .await
+            .expect("candidates are not exclusions");
+
+        let mut listed = Vec::new();
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .list_exclusions(&job.id, cursor.as_deref(), 10)
+                .await
+                .expect("list");
+            pages.push(page.items.len());
+            listed.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, vec![10, 10, 3]);
+        let mut expected = exclusions.clone();
+        expected.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        assert_eq!(listed, expected);
+        assert_eq!(
+            store
+                .list_exclusions(&other.id, None, 10)
+                .await
+                .expect("list")
+                .items,
+            vec![exclusion(&other, "zz", SkipReason::Service)]
+        );
+        assert!(is_invalid(
+            store
+                .put_exclusions(&job.id, &[exclusion(&other, "x", SkipReason::Admin)])
+                .await
+        ));
+    }
+
+    // Actions ----------------------------------------------------------------------------
+
+    pub async fn action_steps_follow_the_order_once_each(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let c = candidate(&job, 1, "42");
+        let t = at(2026, 3, 3, 0);
+        assert_eq!(store.get_action(&job.id, "42").await.expect("get"), None);
+
+        let started = ActionRecord::started(
+            &c,
+            ReclaimActionKind::Delete,
+            Some("active".into()),
+            Some("user".into()),
+            t,
+        );
+        assert_eq!(
+            store.advance_action(&started, None).await.expect("start"),
+            started
+        );
+        // Started again (a retried batch that did not read first): refused.
+        assert!(is_step_conflict(
+            store.advance_action(&started, None).await,
+            Some(ActionStep::Started)
+        ));
+        // A delete is never done before the transfer.
+        assert!(is_invalid(
+            store
+                .advance_action(&started.done(1, t), Some(ActionStep::Started))
+                .await
+        ));
+        let transferred = started.transferred("1001", t + Duration::minutes(1));
+        store
+            .advance_action(&transferred, Some(ActionStep::Started))
+            .await
+            .expect("transfer");
+        // A replay of the old step finds the account further on.
+        assert!(is_step_conflict(
+            store
+                .advance_action(&transferred, Some(ActionStep::Started))
+                .await,
+            Some(ActionStep::Transferred)
+        ));
+        let done = transferred.done(1, t + Duration::minutes(2));
+        store
+            .advance_action(&done, Some(ActionStep::Transferred))
+            .await
+            .expect("done");
+        // Nothing follows a final step; a deleted user is never "restored".
+        assert!(is_invalid(
+            store
+                .advance_action(&done.failed("late", t), Some(ActionStep::Done))
+                .await
+        ));
+        let restore_as_deactivation = ActionRecord {
+            action: ReclaimActionKind::Deactivate,
+            ..done.advanced(ActionStep::Restored, t)
+        };
+        assert!(is_invalid(
+            store
+                .advance_action(&restore_as_deactivation, Some(ActionStep::Done))
+                .await
+        ));
+        let stored = store
+            .get_action(&job.id, "42")
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(stored, done);
+        assert_eq!(stored.previous_status.as_deref(), Some("active"));
+        assert_eq!(stored.previous_role.as_deref(), Some("user"));
+        assert_eq!(stored.transferred_to.as_deref(), Some("1001"));
+
+        // A deactivation: started → done → restored; a skip before starting.
+        let d = candidate(&job, 1, "43");
+        let deactivating = ActionRecord::started(
+            &d,
+            ReclaimActionKind::Deactivate,
+            Some("active".into()),
+            None,
+            t,
+        );
+        store
+            .advance_action(&deactivating, None)
+            .await
+            .expect("start");
+        let deactivated = deactivating.done(0, t);
+        store
+            .advance_action(&deactivated, Some(ActionStep::Started))
+            .await
+            .expect("done");
+        store
+            .advance_action(
+                &deactivated.advanced(ActionStep::Restored, t),
+                Some(ActionStep::Done),
+            )
+            .await
+            .expect("restored");
+        let skipped = ActionRecord::skipped_before_start(
+            &candidate(&job, 1, "44"),
+            ReclaimActionKind::Delete,
+            SkipReason::RecentActivity,
+            t,
+        );
+        store.advance_action(&skipped, None).await.expect("skip");
+        assert!(is_invalid(
+            store
+                .advance_action(
+                    &skipped.advanced(ActionStep::Started, t),
+                    Some(ActionStep::Skipped)
+                )
+                .await
+        ));
+        // A failed account is tried again from `started`.
+        let e = candidate(&job, 1, "45");
+        let first_try = ActionRecord::started(&e, ReclaimActionKind::Delete, None, None, t);
+        store.advance_action(&first_try, None).await.expect("start");
+        let failed = first_try.failed("Box answered 500", t);
+        store
+            .advance_action(&failed, Some(ActionStep::Started))
+            .await
+            .expect("failed");
+        store
+            .advance_action(
+                &failed.advanced(ActionStep::Started, t),
+                Some(ActionStep::Failed),
+            )
+            .await
+            .expect("retried");
+        assert_eq!(
+            store
+                .get_action(&job.id, "45")
+                .await
+                .expect("get")
+                .map(|r| r.step),
+            Some(ActionStep::Started)
+        );
+    }
+
+    pub async fn only_one_of_two_racers_advances_a_step(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let t = at(2026, 3, 3, 0);
+        for n in 0..8 {
+            let c = candidate(&job, 1, &format!("r{n}"));
+            let started = ActionRecord::started(&c, ReclaimActionKind::Delete, None, None, t);
+            let (a, b) = tokio::join!(
+                store.advance_action(&started, None),
+                store.advance_action(&started, None)
+            );
+            let results = [a, b];
+            assert_eq!(
+                results.iter().filter(|r| r.is_ok()).count(),
+                1,
+                "round {n}: {results:?}"
+            );
+            assert!(
+                results
+                    .into_iter()
+                    .any(|r| is_step_conflict(r, Some(ActionStep::Started)))
+            );
+
+            // Two resumed invocations both about to transfer: one goes ahead.
+            let transferred = started.transferred("1001", t);
+            let (a, b) = tokio::join!(
+                store.advance_action(&transferred, Some(ActionStep::Started)),
+                store.advance_action(&transferred, Some(ActionStep::Started))
+            );
+            let results = [a, b];
+            assert_eq!(
+                results.iter().filter(|r| r.is_ok()).count(),
+                1,
+                "round {n}: {results:?}"
+            );
+            assert!(
+                results
+                    .into_iter()
+                    .any(|r| is_step_conflict(r, Some(ActionStep::Transferred)))
+            );
+        }
+    }
+
+    pub async fn actions_are_listed_in_pages(store: &dyn Store) {
+        let job = planning_job(store, "acme").await;
+        let other = planning_job(store, "acme").await;
+        let t = at(2026, 3, 3, 0);
+        let mut records = Vec::new();
+        for n in (0..12).rev() {
+            let c = candidate(&job, 1 + n / 5, &format!("a{n:02}"));
+            let record = ActionRecord::started(&c, ReclaimActionKind::Deactivate, None, None, t);
+            store.advance_action(&record, None).await.expect("start");
+            records.push(record);
+        }
+        let theirs = ActionRecord::started(
+            &candidate(&other, 1, "a00"),
+            ReclaimActionKind::Deactivate,
+            None,
+            None,
+            t,
+        );
+        store
+            .advance_action(&theirs, None)
+            .await
+            .expect("start other");
+        store
+            .put_exclusions(&job.id, &[exclusion(&job, "a99", SkipReason::Admin)])
+            .await
+            .expect("exclusions are not actions");
+
+        let mut listed = Vec::new();
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store
+                .list_actions(&job.id, cursor.as_deref(), 5)
+                .await
+                .expect("list");
+            pages.push(page.items.len());
+            listed.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(pages, vec![5, 5, 2]);
+        records.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        assert_eq!(listed, records);
+        assert_eq!(
+            store
+                .list_actions(&other.id, None, 5)
+                .await
+                .expect("list")
+                .items,
+            vec![theirs]
+        );
+    }
+
+    // Account locks ----------------------------------------------------------------------
+
+    pub async fn account_lock_is_exclusive_until_released_or_expired(store: &dyn Store) {
+        let id = iid("acme");
+        let now = Utc::now();
+        let until = now + Duration::minutes(5);
+        store
+            .acquire_account_lock(&id, "42", "job-a", now, until)
+            .await
+            .expect("take");
+        match store
+            .acquire_account_lock(&id, "42", "job-b", now, until)
+            .await
+        {
+            Err(StoreError::AccountLocked {
+                integration_id,
+                external_id,
+                owner,
+                expires_at,
+            }) => {
+                assert_eq!(integration_id, id);
+                assert_eq!(external_id, "42");
+                assert_eq!(owner, "job-a");
+                assert_eq!(expires_at.timestamp_millis(), until.timestamp_millis());
+            }
+            other => panic!("expected AccountLocked, got {other:?}"),
+        }
+        // The holder takes it again (a resumed batch) and extends it.
+        store
+            .acquire_account_lock(&id, "42", "job-a", now, until + Duration::minutes(5))
+            .await
+            .expect("take again");
+        // Other accounts and other integrations' accounts are other locks.
+        store
+            .acquire_account_lock(&id, "43", "job-b", now, until)
+            .await
+            .expect("another account");
+        store
+            .acquire_account_lock(&iid("acme-2"), "42", "job-b", now, until)
+            .await
+            .expect("another integration");
+
+        // Releasing someone else's lock does nothing.
+        store
+            .release_account_lock(&id, "42", "job-b")
+            .await
+            .expect("release by non-owner");
+        assert!(matches!(
+            store
+                .acquire_account_lock(&id, "42", "job-b", now, until)
+                .await,
+            Err(StoreError::AccountLocked { .. })
+        ));
+        store
+            .release_account_lock(&id, "42", "job-a")
+            .await
+            .expect("release");
+        store
+            .release_account_lock(&id, "42", "job-a")
+            .await
+            .expect("release again");
+        store
+            .acquire_account_lock(&id, "42", "job-b", now, until)
+            .await
+            .expect("free again");
+
+        // An expired lock is taken over (expiry is in the condition, not left to TTL).
+        let later = until + Duration::milliseconds(1);
+        store
+            .acquire_account_lock(&id, "42", "job-c", later, later + Duration::minutes(5))
+            .await
+            .expect("take over");
+        assert!(matches!(
+            store
+                .acquire_account_lock(&id, "42", "job-b", later, later + Duration::minutes(5))
+                .await,
+            Err(StoreError::AccountLocked { owner, .. }) if owner == "job-c"
+        ));
+        // Exactly at its expiry a lock still holds.
+        assert!(matches!(
+            store
+                .acquire_account_lock(&id, "43", "job-c", until, until + Duration::minutes(5))
+                .await,
+            Err(StoreError::AccountLocked { .. })
+        ));
+    }
+
+    // Cursors of the reclaim listings ------------------------------------------------------
+
+    pub async fn reclaim_listings_refuse_garbage_and_foreign_cursors(store: &dyn Store) {
+        let id = iid("acme");
+        let job = planning_job(store, "acme").await;
+        store
+            .create_reclaim_job(&reclaim_job("acme", at(2026, 2, 1, 0)))
+            .await
+            .expect("create");
+        let t = at(2026, 3, 3, 0);
+        for n in 0..2 {
+            let e = format!("x{n}");
+            store
+                .put_exclusions(&job.id, &[exclusion(&job, &e, SkipReason::Admin)])
+                .await
+                .expect("exclusion");
+            let record = ActionRecord::started(
+                &candidate(&job, 1, &e),
+                ReclaimActionKind::Delete,
+                None,
+                None,
+                t,
+            );
+            store.advance_action(&record, None).await.expect("action");
+        }
+        store
+            .append_audit(&audit_entry(&id, t, "x"))
+            .await
+            .expect("audit");
+        store
+            .append_audit(&audit_entry(&id, t + Duration::hours(1), "y"))
+            .await
+            .expect("audit");
+        let jobs_cursor = next_cursor(store.list_reclaim_jobs(&id, None, 1).await.expect("list"));
+        let skip_cursor = next_cursor(store.list_exclusions(&job.id, None, 1).await.expect("list"));
+        let act_cursor = next_cursor(store.list_actions(&job.id, None, 1).await.expect("list"));
+        let audit_cursor = next_cursor(store.list_audit(&id, None, 1).await.expect("list"));
+
+        let garbage = ["garbage", "", "%00", "x1", "00"];
+        let others = |mine: &str| -> Vec<String> {
+            garbage
+                .iter()
+                .map(|g| g.to_string())
+                .chain(
+                    [&jobs_cursor, &skip_cursor, &act_cursor, &audit_cursor]
+                        .into_iter()
+                        .filter(|c| c.as_str() != mine)
+                        .cloned(),
+                )
+                .collect()
+        };
+        for bad in others(&jobs_cursor) {
+            assert!(
+                is_bad_cursor(store.list_reclaim_jobs(&id, Some(&bad), 10).await),
+                "list_reclaim_jobs {bad:?}"
+            );
+        }
+        for bad in others(&skip_cursor) {
+            assert!(
+                is_bad_cursor(store.list_exclusions(&job.id, Some(&bad), 10).await),
+                "list_exclusions {bad:?}"
+            );
+        }
+        for bad in others(&act_cursor) {
+            assert!(
+                is_bad_cursor(store.list_actions(&job.id, Some(&bad), 10).await),
+                "list_actions {bad:?}"
+            );
+        }
+        // The cursors handed out work.
+        assert_eq!(
+            store
+                .list_reclaim_jobs(&id, Some(&jobs_cursor), 10)
+                .await
+                .expect("list")
+                .items
+                .iter()
+                .map(|j| j.created_at)
+                .collect::<Vec<_>>(),
+            vec![at(2026, 2, 1, 0)]
+        );
+        let rest = store
+            .list_exclusions(&job.id, Some(&skip_cursor), 10)
+            .await
+            .expect("list");
+        assert_eq!(
+            rest.items
+                .iter()
+                .map(|e| e.external_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["x1"]
+        );
+        let rest = store
+            .list_actions(&job.id, Some(&act_cursor), 10)
+            .await
+            .expect("list");
+        assert_eq!(
+            rest.items
+                .iter()
+                .map(|a| a.external_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["x1"]
         );
     }
 }

@@ -254,8 +254,36 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// Most seats an integration may declare.
+    pub const MAX_SEATS: u64 = 10_000_000;
+
     pub fn secret_name_for(id: &IntegrationId) -> String {
         format!("seatkeeper/integrations/{id}")
+    }
+
+    /// A display name (integration, license type): 1-100 printable characters.
+    pub fn check_name(field: &'static str, name: &str) -> Result<(), InvalidInput> {
+        if name.trim().is_empty()
+            || name.chars().count() > 100
+            || name.chars().any(char::is_control)
+        {
+            return Err(InvalidInput::new(
+                field,
+                "must be 1-100 printable characters",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Declared purchased seats.
+    pub fn check_seats(seats: u64) -> Result<(), InvalidInput> {
+        if seats > Self::MAX_SEATS {
+            return Err(InvalidInput::new(
+                "seats",
+                format!("must be at most {}", Self::MAX_SEATS),
+            ));
+        }
+        Ok(())
     }
 }
 

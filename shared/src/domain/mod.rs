@@ -5,6 +5,7 @@ mod account;
 mod activity;
 mod audit;
 mod integration;
+mod reclaim;
 mod seats;
 mod snapshot;
 mod task;
@@ -15,6 +16,11 @@ pub use audit::{Actor, AuditEntry};
 pub use integration::{
     AuthKind, BoxPlan, Integration, IntegrationId, IntegrationStatus, Provider, ReclaimGuardRails,
     SeatPrice, SyncSettings, SyncSummary,
+};
+pub use reclaim::{
+    ActionRecord, ActionStep, ApprovalRefused, CANDIDATES_PER_BATCH, Candidate, EffectivePolicy,
+    Exclusion, Exclusions, FailedRetry, JobChangeRefused, JobCounts, JobState, ReclaimActionKind,
+    ReclaimJob, ReclaimJobId, ReclaimPolicy, SkipReason, TaskToken, check_approver,
 };
 pub use seats::{BoxUserFacts, classify_box_user};
 pub use snapshot::{LicenseTypeCounts, LicenseTypeStats, Seats, Snapshot, SnapshotBuilder};

@@ -1,6 +1,7 @@
 //! Box's REST API over HTTP: CCG tokens (or tokens from an [`AccessTokenProvider`] for
 //! authorization-code integrations), the current user, managed users (marker paging) and
-//! enterprise `LOGIN` events (`admin_logs`).
+//! enterprise `LOGIN` events (`admin_logs`). What reclamation needs on top (re-verifying
+//! one user, and the user writes) lives in `verify` and `writes`.
 //!
 //! Every request goes through [`HttpClient`] (retries, request count). On top of that,
 //! a 401 from an API call drops the cached token, fetches a new one once and repeats
@@ -13,6 +14,8 @@
 mod model;
 pub mod oauth;
 mod token;
+mod verify;
+mod writes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,11 +30,13 @@ use super::ProviderError;
 use super::http::{Call, HttpClient, HttpResponse, RetryPolicy};
 pub use model::{
     BOX_USER_FIELDS, BoxCurrentUser, BoxEnterprise, BoxEvent, BoxEventPage, BoxEventUser,
-    BoxNotificationEmail, BoxUser, BoxUserPage,
+    BoxNotificationEmail, BoxUser, BoxUserMini, BoxUserPage, TransferredFolder,
 };
 use model::{ClientError, EventsResponse, MeResponse, ProbeUsersResponse, UsersResponse};
 use token::{AccessToken, FixedToken, Grant, TokenSource};
 pub use token::{AccessTokenProvider, ProvidedToken};
+pub use verify::{Capability, ReclaimCapabilities};
+pub use writes::{DeleteOutcome, TRANSFER_TIMEOUT};
 
 /// The provider name in errors and logs.
 const PROVIDER: &str = "box";
@@ -53,6 +58,8 @@ pub struct BoxConfig {
     pub page_size_users: u32,
     /// `limit` for `GET /2.0/events` (Box's maximum: 500).
     pub page_size_events: u32,
+    /// `limit` for `GET /2.0/users/{id}/memberships` (Box's maximum: 1000).
+    pub page_size_memberships: u32,
     /// A token is replaced this long before Box says it expires.
     pub token_refresh_margin: Duration,
 }
@@ -64,6 +71,7 @@ impl Default for BoxConfig {
             retry: RetryPolicy::default(),
             page_size_users: 1000,
             page_size_events: 500,
+            page_size_memberships: 1000,
             token_refresh_margin: Duration::from_secs(60),
         }
     }
@@ -475,5 +483,6 @@ mod tests {
         assert_eq!(config.api_base, "https://api.box.com");
         assert_eq!(config.page_size_users, 1000);
         assert_eq!(config.page_size_events, 500);
+        assert_eq!(config.page_size_memberships, 1000);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`http`]: the one HTTP client with retry (429 + Retry-After, 5xx and dropped
 //!   connections with jittered exponential backoff, bounded attempts).
-//! - [`box_client`]: Box's REST API (tokens, users, enterprise events).
+//! - [`box_client`]: Box's REST API (tokens, users, enterprise events, and the reads
+//!   and writes reclamation makes).
 //! - [`box_source`]: where a Box user becomes an [`Account`](crate::domain::Account).
 //! - [`LicenseSource`]: the port the license sync reads through, one per provider.
 
@@ -63,6 +64,23 @@ pub enum ProviderError {
     /// written, or another container's refresh did not finish in time. Never holds a token.
     #[error("{provider} token handling failed: {detail}")]
     TokenHandling {
+        provider: &'static str,
+        detail: String,
+    },
+    /// A content transfer from `user_id` has not finished: a delete refused because the
+    /// user still owns content, or a second transfer refused while one runs (Box's 409
+    /// `operation_blocked_temporary`). Retryable, with a long backoff.
+    #[error("{provider}: transfer from user {user_id} not finished ({code}): {message}")]
+    TransferPending {
+        provider: &'static str,
+        user_id: String,
+        code: String,
+        message: String,
+    },
+    /// Not sent: an argument cannot be valid for the provider (e.g. a user id that is not
+    /// a Box id). A bug or tampered input, never worth retrying.
+    #[error("not sent to {provider}: {detail}")]
+    InvalidInput {
         provider: &'static str,
         detail: String,
     },

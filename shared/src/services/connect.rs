@@ -81,18 +81,11 @@ impl BoxCcgConnect {
                 "must be Box's numeric enterprise id",
             ));
         }
-        if self.purchased_seats.is_some_and(|s| s > 10_000_000) {
-            return Err(InvalidInput::new("seats", "must be at most 10000000"));
+        if let Some(seats) = self.purchased_seats {
+            Integration::check_seats(seats)?;
         }
-        if let Some(name) = &self.name
-            && (name.trim().is_empty()
-                || name.chars().count() > 100
-                || name.chars().any(char::is_control))
-        {
-            return Err(InvalidInput::new(
-                "name",
-                "must be 1-100 printable characters",
-            ));
+        if let Some(name) = &self.name {
+            Integration::check_name("name", name)?;
         }
         Ok(())
     }

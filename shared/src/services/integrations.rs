@@ -173,27 +173,15 @@ pub struct GuardRailsChange {
     pub grace_period_days: Option<u32>,
 }
 
-/// Most seats an integration may declare (the same bound as at connect).
-const MAX_SEATS: u64 = 10_000_000;
-
 impl SettingsChange {
     /// Checks every given value on its own; [`SettingsChange::check_for`] adds the checks
     /// that depend on the integration.
     pub fn validate(&self) -> Result<(), InvalidInput> {
-        if let Some(name) = &self.name
-            && (name.trim().is_empty()
-                || name.chars().count() > 100
-                || name.chars().any(char::is_control))
-        {
-            return Err(InvalidInput::new(
-                "name",
-                "must be 1-100 printable characters",
-            ));
+        if let Some(name) = &self.name {
+            Integration::check_name("name", name)?;
         }
-        if let Some(Some(seats)) = self.purchased_seats
-            && seats > MAX_SEATS
-        {
-            return Err(InvalidInput::new("seats", "must be at most 10000000"));
+        if let Some(Some(seats)) = self.purchased_seats {
+            Integration::check_seats(seats)?;
         }
         // Each guard-rail is checked independently, so checking the given ones on top of the
         // defaults is the same as checking the merged result.
@@ -597,15 +585,8 @@ impl AccountFilter {
         kind: Option<AccountKind>,
         inactive_days: Option<InactiveDays>,
     ) -> Result<Self, InvalidInput> {
-        if let Some(name) = &license_type
-            && (name.trim().is_empty()
-                || name.chars().count() > 100
-                || name.chars().any(char::is_control))
-        {
-            return Err(InvalidInput::new(
-                "license_type",
-                "must be 1-100 printable characters",
-            ));
+        if let Some(name) = &license_type {
+            Integration::check_name("license_type", name)?;
         }
         match (license_type, kind, inactive_days) {
             (None, None, None) => Ok(AccountFilter::All),
@@ -1075,7 +1056,7 @@ mod tests {
         );
         assert_eq!(
             field(SettingsChange {
-                purchased_seats: Some(Some(MAX_SEATS + 1)),
+                purchased_seats: Some(Some(Integration::MAX_SEATS + 1)),
                 ..SettingsChange::default()
             }),
             "seats"

@@ -7,7 +7,7 @@ use crate::domain::{
 };
 use crate::store::{Store, StoreError, for_each_account_page};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -65,8 +65,8 @@ impl PotentialSavings {
     }
 }
 
-/// One account as reports show it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One account as reports show it (and as the CLI reads it back from a deployed API).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AccountRow {
     pub id: String,
     pub login: String,

@@ -5,7 +5,7 @@
 //! a position nobody handed out (DynamoDB would refuse some of those with a server error).
 
 use super::{Keys, StoreError};
-use crate::domain::{Account, AuditEntry};
+use crate::domain::{Account, ActionRecord, AuditEntry, Exclusion, ReclaimJob, ReclaimJobId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fmt::Write;
 
@@ -18,6 +18,9 @@ enum Listing {
     LicenseType,
     Kind,
     Audit,
+    ReclaimJobs,
+    Exclusions,
+    Actions,
 }
 
 impl Listing {
@@ -27,6 +30,9 @@ impl Listing {
             Listing::LicenseType => "lt",
             Listing::Kind => "kind",
             Listing::Audit => "audit",
+            Listing::ReclaimJobs => "rjobs",
+            Listing::Exclusions => "skip",
+            Listing::Actions => "act",
         }
     }
 }
@@ -89,6 +95,43 @@ pub(crate) fn parse_audit(cursor: &str) -> Result<String, StoreError> {
         .map_err(|_| bad("not a cursor of this listing"))?
         .with_timezone(&Utc);
     Ok(Keys::audit(at, &entry_id))
+}
+
+/// Where `list_reclaim_jobs` continues (newest first): before this job.
+pub(crate) fn reclaim_jobs(job: &ReclaimJob) -> String {
+    let at = job.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    encode(Listing::ReclaimJobs, &[&at, job.id.as_str()])
+}
+
+/// The job the cursor names and its `gsi1sk`.
+pub(crate) fn parse_reclaim_jobs(cursor: &str) -> Result<(ReclaimJobId, String), StoreError> {
+    let [at, job_id] = decode(Listing::ReclaimJobs, cursor)?;
+    let at = DateTime::parse_from_rfc3339(&at)
+        .map_err(|_| bad("not a cursor of this listing"))?
+        .with_timezone(&Utc);
+    let job_id = ReclaimJobId::parse(&job_id).map_err(|_| bad("not a cursor of this listing"))?;
+    let sort = Keys::reclaim_job_sort(at, &job_id);
+    Ok((job_id, sort))
+}
+
+/// Where `list_exclusions` continues: after this external id.
+pub(crate) fn exclusions(exclusion: &Exclusion) -> String {
+    encode(Listing::Exclusions, &[&exclusion.external_id])
+}
+
+pub(crate) fn parse_exclusions(cursor: &str) -> Result<String, StoreError> {
+    let [external_id] = decode(Listing::Exclusions, cursor)?;
+    Ok(external_id)
+}
+
+/// Where `list_actions` continues: after this external id.
+pub(crate) fn actions(record: &ActionRecord) -> String {
+    encode(Listing::Actions, &[&record.external_id])
+}
+
+pub(crate) fn parse_actions(cursor: &str) -> Result<String, StoreError> {
+    let [external_id] = decode(Listing::Actions, cursor)?;
+    Ok(external_id)
 }
 
 fn encode(listing: Listing, parts: &[&str]) -> String {
@@ -185,6 +228,35 @@ mod tests {
             parse_audit(&audit(&entry)).unwrap(),
             Keys::audit(login, &entry.id)
         );
+    }
+
+    #[test]
+    fn reclaim_cursors_round_trip_and_name_the_listing_key() {
+        use crate::domain::{ReclaimJob, ReclaimPolicy};
+        let created = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap()
+            + chrono::Duration::nanoseconds(1_234_567);
+        let job = ReclaimJob::new(
+            IntegrationId::parse("acme").unwrap(),
+            ReclaimPolicy::default(),
+            Actor::System,
+            created,
+        );
+        let (job_id, sort) = parse_reclaim_jobs(&reclaim_jobs(&job)).unwrap();
+        assert_eq!(job_id, job.id);
+        // The key the job is listed under, to the microsecond the keys keep.
+        assert_eq!(sort, Keys::reclaim_job_sort(created, &job.id));
+        // A job id that is not one is refused, not used as a key.
+        let forged = encode(Listing::ReclaimJobs, &["2026-03-01T08:00:00Z", "RJOB#x"]);
+        assert!(matches!(
+            parse_reclaim_jobs(&forged),
+            Err(StoreError::BadCursor(_))
+        ));
+        let skip = encode(Listing::Exclusions, &["12"]);
+        assert_eq!(parse_exclusions(&skip).unwrap(), "12");
+        assert!(parse_actions(&skip).is_err());
+        let act = encode(Listing::Actions, &["12"]);
+        assert_eq!(parse_actions(&act).unwrap(), "12");
+        assert!(parse_exclusions(&act).is_err());
     }
 
     #[test]

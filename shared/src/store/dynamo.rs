@@ -3,6 +3,10 @@
 //! Every item has `pk`, `sk` and, except leases, `data`: the domain value as JSON (the domain
 //! types hold no secrets). Attributes that conditions or indexes need are written beside it:
 //! - integrations: `gsi1pk = INTS`, `gsi1sk = <id>` (GSI `gsi1` lists them);
+//! - reclaim jobs: `gsi1pk = RJOBS#<integration id>`, `gsi1sk = <created_at>#<job id>`
+//!   (GSI `gsi1` lists an integration's jobs, newest first when read backwards);
+//! - reclaim actions: `step` and `action` (the conditions of `advance_action`);
+//! - account locks: `owner`, `expires_at` (epoch millis, in the condition), `ttl`, no `data`;
 //! - tenant claims: `integration_id`;
 //! - accounts: `content_hash`, `gsi2pk`/`gsi2sk` only while the account holds a seat
 //!   (GSI `gsi2`: accounts of a license type, oldest login first), `gsi3pk`/`gsi3sk` unless
@@ -15,13 +19,15 @@
 //! - leases, roster chunks and one-time items: `ttl` (epoch seconds) so forgotten ones are
 //!   cleaned up.
 
-use super::embedded::{all_task_kinds, id_changed};
+use super::embedded::{action_kind_changed, all_task_kinds, id_changed, oversized_batch};
 use super::{
-    Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError, cursor,
-    is_digest, mark_disconnected,
+    JobChange, Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store,
+    StoreError, check_advance, check_batch_size, check_candidates, check_exclusions,
+    check_job_change, check_lock, cursor, is_digest, mark_disconnected,
 };
 use crate::domain::{
-    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, Provider,
+    Account, AccountKind, ActionRecord, ActionStep, AuditEntry, CANDIDATES_PER_BATCH, Candidate,
+    EventCoverage, Exclusion, Integration, IntegrationId, Provider, ReclaimJob, ReclaimJobId,
     Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
@@ -40,7 +46,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -59,6 +65,11 @@ const ROSTER_TTL: Duration = Duration::days(7);
 /// Rounds of read-change-write `modify_integration` tries before giving up. A round only
 /// fails because another write won in between, so this many concurrent writers always settle.
 const MODIFY_ATTEMPTS: u32 = 5;
+/// A job is changed by its batches, which the Map runs side by side: more writers than an
+/// integration ever has at once.
+const JOB_MODIFY_ATTEMPTS: u32 = 12;
+/// How long an account lock outlives its expiry before TTL may clean it up.
+const LOCK_TTL_GRACE: Duration = Duration::days(1);
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -610,7 +621,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s(Keys::ACCOUNT_PREFIX));
         let (items, more) = self.query_page(query, start, limit.max(1)).await?;
-        page(&items, more, cursor::accounts)
+        data_page(&items, more, cursor::accounts)
     }
 
     async fn accounts_by_license_type(
@@ -649,7 +660,7 @@ impl Store for DynamoStore {
             None => query.key_condition_expression("gsi2pk = :p"),
         };
         let (items, more) = self.query_page(query, start, limit.max(1)).await?;
-        page(&items, more, cursor::license_type)
+        data_page(&items, more, cursor::license_type)
     }
 
     async fn accounts_by_kind(
@@ -680,7 +691,7 @@ impl Store for DynamoStore {
             .key_condition_expression("gsi3pk = :p")
             .expression_attribute_values(":p", s(partition));
         let (items, more) = self.query_page(query, start, limit.max(1)).await?;
-        page(&items, more, cursor::kind)
+        data_page(&items, more, cursor::kind)
     }
 
     async fn get_event_coverage(
@@ -1135,6 +1146,379 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn create_reclaim_job(&self, job: &ReclaimJob) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(reclaim_job_item(job)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::ReclaimJobExists(job.id.clone()))
+            }
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+
+    async fn get_reclaim_job(&self, id: &ReclaimJobId) -> Result<Option<ReclaimJob>, StoreError> {
+        self.get_data(Keys::reclaim_job(id), Keys::META).await
+    }
+
+    async fn modify_reclaim_job(
+        &self,
+        id: &ReclaimJobId,
+        change: &JobChange<'_>,
+    ) -> Result<ReclaimJob, StoreError> {
+        for attempt in 0..JOB_MODIFY_ATTEMPTS {
+            if attempt > 0 {
+                conflict_pause().await;
+            }
+            let Some(stored) = self.get(Keys::reclaim_job(id), Keys::META).await? else {
+                return Err(StoreError::ReclaimJobNotFound(id.clone()));
+            };
+            let old_data = string_attr(&stored, "data")?.to_owned();
+            let mut job: ReclaimJob = data(&stored)?;
+            let before = job.clone();
+            // A refusal is decided on the job as stored now, and nothing is written.
+            change(&mut job).map_err(|reason| StoreError::JobChangeRefused {
+                job_id: id.clone(),
+                reason,
+            })?;
+            check_job_change(&before, &job)?;
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(reclaim_job_item(&job)?))
+                .condition_expression("#data = :old_data")
+                .expression_attribute_names("#data", "data")
+                .expression_attribute_values(":old_data", s(old_data))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(job),
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(sdk_err("PutItem", e)),
+            }
+        }
+        Err(gave_up(format!(
+            "modifying reclaim job {id} kept conflicting with other writes \
+             ({JOB_MODIFY_ATTEMPTS} attempts)"
+        )))
+    }
+
+    async fn list_reclaim_jobs(
+        &self,
+        integration_id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ReclaimJob>, StoreError> {
+        let partition = Keys::reclaim_jobs_partition(integration_id);
+        let start = match cursor {
+            Some(c) => {
+                let (job_id, sort) = cursor::parse_reclaim_jobs(c)?;
+                Some(HashMap::from([
+                    ("pk".to_owned(), s(Keys::reclaim_job(&job_id))),
+                    ("sk".to_owned(), s(Keys::META)),
+                    ("gsi1pk".to_owned(), s(&partition)),
+                    ("gsi1sk".to_owned(), s(sort)),
+                ]))
+            }
+            None => None,
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .scan_index_forward(false)
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s(partition));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        data_page(&items, more, cursor::reclaim_jobs)
+    }
+
+    async fn put_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        candidates: &[Candidate],
+    ) -> Result<(), StoreError> {
+        let job = self.get_reclaim_job(job_id).await?;
+        check_candidates(job.as_ref(), job_id, candidates)?;
+        // BatchWriteItem refuses two writes of one key in a batch: the last one wins.
+        let mut latest: BTreeMap<(u32, &str), &Candidate> = BTreeMap::new();
+        for c in candidates {
+            latest.insert((c.batch, c.external_id.as_str()), c);
+        }
+        let mut by_batch: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+        for (batch, external_id) in latest.keys() {
+            by_batch.entry(*batch).or_default().push(external_id);
+        }
+        let pk = Keys::reclaim_job(job_id);
+        for (batch, new_ids) in by_batch {
+            let prefix = Keys::candidate_batch_prefix(batch);
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .projection_expression("sk")
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":prefix", s(&prefix));
+            let stored = self
+                .query_all(query, Some(CANDIDATES_PER_BATCH + 1))
+                .await?
+                .iter()
+                .map(|k| {
+                    let sk = string_attr(k, "sk")?;
+                    sk.strip_prefix(prefix.as_str())
+                        .map(str::to_owned)
+                        .ok_or_else(|| corrupt(k, "not a key of this batch"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            check_batch_size(batch, stored.iter().map(String::as_str), new_ids)?;
+        }
+        let requests = latest
+            .values()
+            .map(|c| {
+                put_request(item(
+                    pk.clone(),
+                    &Keys::candidate(c.batch, &c.external_id),
+                    c,
+                )?)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn list_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let prefix = Keys::candidate_batch_prefix(batch);
+        let items = self
+            .query_prefix(
+                Keys::reclaim_job(job_id),
+                &prefix,
+                true,
+                Some(CANDIDATES_PER_BATCH + 1),
+            )
+            .await?;
+        oversized_batch(&prefix, items.len())?;
+        items.iter().map(data).collect()
+    }
+
+    async fn get_candidate(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+        external_id: &str,
+    ) -> Result<Option<Candidate>, StoreError> {
+        self.get_data(
+            Keys::reclaim_job(job_id),
+            &Keys::candidate(batch, external_id),
+        )
+        .await
+    }
+
+    async fn put_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        exclusions: &[Exclusion],
+    ) -> Result<(), StoreError> {
+        let job = self.get_reclaim_job(job_id).await?;
+        check_exclusions(job.as_ref(), job_id, exclusions)?;
+        let mut latest: BTreeMap<&str, &Exclusion> = BTreeMap::new();
+        for e in exclusions {
+            latest.insert(e.external_id.as_str(), e);
+        }
+        let pk = Keys::reclaim_job(job_id);
+        let requests = latest
+            .values()
+            .map(|e| put_request(item(pk.clone(), &Keys::exclusion(&e.external_id), e)?))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    async fn list_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Exclusion>, StoreError> {
+        let after = cursor.map(cursor::parse_exclusions).transpose()?;
+        self.sk_page(
+            Keys::reclaim_job(job_id),
+            Keys::EXCLUSION_PREFIX,
+            after.map(|e| Keys::exclusion(&e)),
+            limit,
+            cursor::exclusions,
+        )
+        .await
+    }
+
+    async fn get_action(
+        &self,
+        job_id: &ReclaimJobId,
+        external_id: &str,
+    ) -> Result<Option<ActionRecord>, StoreError> {
+        self.get_data(Keys::reclaim_job(job_id), &Keys::action(external_id))
+            .await
+    }
+
+    async fn advance_action(
+        &self,
+        record: &ActionRecord,
+        expected: Option<ActionStep>,
+    ) -> Result<ActionRecord, StoreError> {
+        check_advance(record, expected)?;
+        let mut action_item = item(
+            Keys::reclaim_job(&record.job_id),
+            &Keys::action(&record.external_id),
+            record,
+        )?;
+        action_item.insert("step".into(), s(record.step.as_str()));
+        action_item.insert("action".into(), s(record.action.as_str()));
+        // One conditional write per step: of two writers expecting the same step, only the
+        // first finds it.
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(action_item));
+        let request = match expected {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(step) => request
+                .condition_expression("#step = :expected AND #action = :action")
+                .expression_attribute_names("#step", "step")
+                .expression_attribute_names("#action", "action")
+                .expression_attribute_values(":expected", s(step.as_str()))
+                .expression_attribute_values(":action", s(record.action.as_str())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(record.clone()),
+            Err(e) if is_conditional_failure(&e) => {
+                let current = self.get_action(&record.job_id, &record.external_id).await?;
+                match current {
+                    Some(current)
+                        if Some(current.step) == expected && current.action != record.action =>
+                    {
+                        Err(action_kind_changed(record))
+                    }
+                    current => Err(StoreError::StepConflict {
+                        job_id: record.job_id.clone(),
+                        external_id: record.external_id.clone(),
+                        expected,
+                        current: current.map(|c| c.step),
+                    }),
+                }
+            }
+            Err(e) => Err(sdk_err("PutItem", e)),
+        }
+    }
+
+    async fn list_actions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ActionRecord>, StoreError> {
+        let after = cursor.map(cursor::parse_actions).transpose()?;
+        self.sk_page(
+            Keys::reclaim_job(job_id),
+            Keys::ACTION_PREFIX,
+            after.map(|e| Keys::action(&e)),
+            limit,
+            cursor::actions,
+        )
+        .await
+    }
+
+    async fn acquire_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_lock(external_id, owner)?;
+        let pk = Keys::integration(id);
+        let sk = Keys::account_lock(external_id);
+        // A write fails only because the lock is held, or changed hands in between: a few
+        // rounds tell the two apart.
+        for _ in 0..3 {
+            let mut lock = key(pk.clone(), &sk);
+            lock.insert("owner".into(), s(owner));
+            lock.insert("expires_at".into(), millis(expires_at));
+            lock.insert("ttl".into(), epoch_seconds(expires_at + LOCK_TTL_GRACE));
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(lock))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR expires_at < :now OR #owner = :owner",
+                )
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":now", millis(now))
+                .expression_attribute_values(":owner", s(owner))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(sdk_err("PutItem", e)),
+            }
+            if let Some(held) = self.get(pk.clone(), &sk).await? {
+                let held_by = string_attr(&held, "owner")?.to_owned();
+                let held_until = millis_attr(&held, "expires_at")?;
+                if held_by != owner && held_until >= to_millis(now) {
+                    return Err(StoreError::AccountLocked {
+                        integration_id: id.clone(),
+                        external_id: external_id.to_owned(),
+                        owner: held_by,
+                        expires_at: held_until,
+                    });
+                }
+            }
+        }
+        Err(gave_up(format!(
+            "the lock on account {external_id} of integration {id} kept changing hands"
+        )))
+    }
+
+    async fn release_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(Keys::integration(id)))
+            .key("sk", s(Keys::account_lock(external_id)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            // Gone already, or someone else's: not ours to delete.
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(sdk_err("DeleteItem", e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.put_data(
             Keys::integration(&entry.integration_id),
@@ -1182,6 +1566,30 @@ impl Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Up to `limit` items of `pk` whose sort key begins with `sk_prefix`, in sort-key
+    /// order, from just after the sort key `after` if given, and the cursor after the last
+    /// one when more follow.
+    async fn sk_page<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk_prefix: &str,
+        after: Option<String>,
+        limit: usize,
+        cursor_of: fn(&T) -> String,
+    ) -> Result<Page<T>, StoreError> {
+        let start = after.map(|sk| key(pk.clone(), &sk));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(sk_prefix));
+        let (items, more) = self.query_page(query, start, limit.max(1)).await?;
+        data_page(&items, more, cursor_of)
+    }
+
     /// A transaction step that creates `item` only if nothing is stored under its key.
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
@@ -1220,6 +1628,47 @@ fn integration_item(integration: &Integration) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// A reclaim job item, with the `gsi1` attributes that list it under its integration.
+fn reclaim_job_item(job: &ReclaimJob) -> Result<Item, StoreError> {
+    let mut item = item(Keys::reclaim_job(&job.id), Keys::META, job)?;
+    item.insert(
+        "gsi1pk".into(),
+        s(Keys::reclaim_jobs_partition(&job.integration_id)),
+    );
+    item.insert(
+        "gsi1sk".into(),
+        s(Keys::reclaim_job_sort(job.created_at, &job.id)),
+    );
+    Ok(item)
+}
+
+fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(build_err)?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// A page of domain values from query items, with the cursor after the last one if more
+/// follow.
+fn data_page<T: DeserializeOwned>(
+    items: &[Item],
+    more: bool,
+    cursor_of: fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
+    let values = items.iter().map(data::<T>).collect::<Result<Vec<_>, _>>()?;
+    let next = if more {
+        values.last().map(cursor_of)
+    } else {
+        None
+    };
+    Ok(Page {
+        items: values,
+        next,
+    })
+}
+
 fn account_item(id: &IntegrationId, account: &Account) -> Result<Item, StoreError> {
     let mut item = item(
         Keys::integration(id),
@@ -1245,27 +1694,6 @@ fn account_item(id: &IntegrationId, account: &Account) -> Result<Item, StoreErro
         item.insert("gsi3sk".into(), s(&account.external_id));
     }
     Ok(item)
-}
-
-/// A page of accounts from query items, with the cursor after the last one if more follow.
-fn page(
-    items: &[Item],
-    more: bool,
-    cursor_of: fn(&Account) -> String,
-) -> Result<Page<Account>, StoreError> {
-    let accounts = items
-        .iter()
-        .map(data::<Account>)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = if more {
-        accounts.last().map(cursor_of)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: accounts,
-        next,
-    })
 }
 
 fn lease_item(lease: &Lease) -> Result<Item, StoreError> {
@@ -1314,6 +1742,14 @@ fn lease_from_item(id: &IntegrationId, kind: LeaseKind, item: &Item) -> Result<L
         expires_at,
         checkpoint,
     })
+}
+
+fn millis_attr(item: &Item, name: &str) -> Result<DateTime<Utc>, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|raw| raw.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt(item, &format!("{name} is not epoch millis")))
 }
 
 fn data<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {

@@ -4,21 +4,25 @@
 //! - `items`: `"{pk}\u{1f}{sk}"` → the domain value as JSON. Prefix range scans serve queries;
 //!   `\u{1f}` sorts below every printable character, so keys order like `(pk, sk)` pairs.
 //! - `gsi1`: `"INTS\u{1f}{integration id}"` → pk, listing integrations without scanning
-//!   their accounts.
+//!   their accounts; `"RJOBS#{integration id}\u{1f}{created}#{job id}"` → pk, listing an
+//!   integration's reclaim jobs.
 //! - `gsi2`: `"{gsi2pk}\u{1f}{gsi2sk}\u{1f}{external id}"` → external id: "accounts of a license
 //!   type, oldest login first", kept up to date on every account write.
 //! - `gsi3`: `"{gsi3pk}\u{1f}{external id}"` → external id: "accounts of one kind", likewise.
 //!
-//! Every conditional write (tenant claim, leases, one-time items, disconnect) reads and writes
+//! Every conditional write (tenant claim, leases, one-time items, disconnect, reclaim jobs,
+//! action steps, account locks) reads and writes
 //! inside one write transaction; redb runs one write transaction at a time, so the check
 //! cannot race.
 
 use super::{
-    Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page, Store, StoreError, cursor,
-    is_digest, mark_disconnected,
+    AccountLock, JobChange, Keys, Lease, LeaseKind, OneTimeItem, OneTimeKind, OneTimeTake, Page,
+    Store, StoreError, check_advance, check_batch_size, check_candidates, check_exclusions,
+    check_job_change, check_lock, cursor, is_digest, mark_disconnected,
 };
 use crate::domain::{
-    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, Provider,
+    Account, AccountKind, ActionRecord, ActionStep, AuditEntry, CANDIDATES_PER_BATCH, Candidate,
+    EventCoverage, Exclusion, Integration, IntegrationId, Provider, ReclaimJob, ReclaimJobId,
     Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
@@ -29,7 +33,7 @@ use redb::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -849,6 +853,341 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn create_reclaim_job(&self, job: &ReclaimJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        let bytes = to_json(&job)?;
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let pk = Keys::reclaim_job(&job.id);
+            let item_key = key(&pk, Keys::META);
+            if items.get(item_key.as_str()).map_err(redb_err)?.is_some() {
+                return Err(StoreError::ReclaimJobExists(job.id));
+            }
+            items
+                .insert(item_key.as_str(), bytes.as_slice())
+                .map_err(redb_err)?;
+            let mut gsi1 = txn.open_table(GSI1).map_err(redb_err)?;
+            gsi1.insert(job_index_key(&job).as_str(), pk.as_str())
+                .map_err(redb_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_reclaim_job(&self, id: &ReclaimJobId) -> Result<Option<ReclaimJob>, StoreError> {
+        self.get_item(key(&Keys::reclaim_job(id), Keys::META)).await
+    }
+
+    async fn modify_reclaim_job(
+        &self,
+        id: &ReclaimJobId,
+        change: &JobChange<'_>,
+    ) -> Result<ReclaimJob, StoreError> {
+        // As `modify_integration`: one write transaction, on this thread (`change` is
+        // borrowed). A refusal rolls the transaction back, so nothing changes. The listing
+        // key cannot move: `check_job_change` keeps `created_at`.
+        write_here(&self.db, |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(&Keys::reclaim_job(id), Keys::META);
+            let Some(mut job) = get_json::<ReclaimJob>(&items, &item_key)? else {
+                return Err(StoreError::ReclaimJobNotFound(id.clone()));
+            };
+            let before = job.clone();
+            change(&mut job).map_err(|reason| StoreError::JobChangeRefused {
+                job_id: id.clone(),
+                reason,
+            })?;
+            check_job_change(&before, &job)?;
+            insert_json(&mut items, &item_key, &job)?;
+            Ok(job)
+        })
+    }
+
+    async fn list_reclaim_jobs(
+        &self,
+        integration_id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ReclaimJob>, StoreError> {
+        let prefix = format!("{}{SEP}", Keys::reclaim_jobs_partition(integration_id));
+        // Newest first: read the index backwards from just before the cursor's job.
+        let upper = match cursor {
+            Some(c) => {
+                let (_, sort) = cursor::parse_reclaim_jobs(c)?;
+                Bound::Excluded(format!("{prefix}{sort}"))
+            }
+            None => prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        let limit = limit.max(1);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let gsi1 = txn.open_table(GSI1).map_err(redb_err)?;
+            let items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let range = (
+                Bound::Included(prefix.as_str()),
+                upper.as_ref().map(String::as_str),
+            );
+            let mut jobs: Vec<ReclaimJob> = Vec::with_capacity(limit);
+            let mut next = None;
+            for entry in gsi1.range::<&str>(range).map_err(redb_err)?.rev() {
+                let (index_key, pk) = entry.map_err(redb_err)?;
+                if jobs.len() == limit {
+                    next = jobs.last().map(cursor::reclaim_jobs);
+                    break;
+                }
+                match get_json(&items, &key(pk.value(), Keys::META))? {
+                    Some(job) => jobs.push(job),
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "index entry {:?} points to a missing reclaim job",
+                            index_key.value()
+                        )));
+                    }
+                }
+            }
+            Ok(Page { items: jobs, next })
+        })
+        .await
+    }
+
+    async fn put_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        candidates: &[Candidate],
+    ) -> Result<(), StoreError> {
+        let job_id = job_id.clone();
+        let candidates = candidates.to_vec();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let pk = Keys::reclaim_job(&job_id);
+            let job = get_json::<ReclaimJob>(&items, &key(&pk, Keys::META))?;
+            check_candidates(job.as_ref(), &job_id, &candidates)?;
+            let mut by_batch: BTreeMap<u32, Vec<&str>> = BTreeMap::new();
+            for c in &candidates {
+                by_batch
+                    .entry(c.batch)
+                    .or_default()
+                    .push(c.external_id.as_str());
+            }
+            for (batch, new_ids) in by_batch {
+                let prefix = key(&pk, &Keys::candidate_batch_prefix(batch));
+                let stored = scan(&items, &prefix, Bound::Included(prefix.clone()))?
+                    .map(|entry| {
+                        let (k, _) = entry?;
+                        k.strip_prefix(prefix.as_str())
+                            .map(str::to_owned)
+                            .ok_or_else(|| {
+                                StoreError::Corrupt(format!("{k:?}: not a key of {prefix:?}"))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_batch_size(batch, stored.iter().map(String::as_str), new_ids)?;
+            }
+            for c in &candidates {
+                insert_json(
+                    &mut items,
+                    &key(&pk, &Keys::candidate(c.batch, &c.external_id)),
+                    c,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let prefix = key(
+            &Keys::reclaim_job(job_id),
+            &Keys::candidate_batch_prefix(batch),
+        );
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let candidates = scan(&items, &prefix, Bound::Included(prefix.clone()))?
+                .take(CANDIDATES_PER_BATCH + 1)
+                .map(|entry| entry.and_then(|(k, v)| decode(&k, &v)))
+                .collect::<Result<Vec<Candidate>, _>>()?;
+            oversized_batch(&prefix, candidates.len())?;
+            Ok(candidates)
+        })
+        .await
+    }
+
+    async fn get_candidate(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+        external_id: &str,
+    ) -> Result<Option<Candidate>, StoreError> {
+        self.get_item(key(
+            &Keys::reclaim_job(job_id),
+            &Keys::candidate(batch, external_id),
+        ))
+        .await
+    }
+
+    async fn put_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        exclusions: &[Exclusion],
+    ) -> Result<(), StoreError> {
+        let job_id = job_id.clone();
+        let exclusions = exclusions.to_vec();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let pk = Keys::reclaim_job(&job_id);
+            let job = get_json::<ReclaimJob>(&items, &key(&pk, Keys::META))?;
+            check_exclusions(job.as_ref(), &job_id, &exclusions)?;
+            for e in &exclusions {
+                insert_json(&mut items, &key(&pk, &Keys::exclusion(&e.external_id)), e)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Exclusion>, StoreError> {
+        let pk = Keys::reclaim_job(job_id);
+        let after = cursor
+            .map(|c| cursor::parse_exclusions(c).map(|e| key(&pk, &Keys::exclusion(&e))))
+            .transpose()?;
+        self.sk_page(
+            key(&pk, Keys::EXCLUSION_PREFIX),
+            after,
+            limit,
+            cursor::exclusions,
+        )
+        .await
+    }
+
+    async fn get_action(
+        &self,
+        job_id: &ReclaimJobId,
+        external_id: &str,
+    ) -> Result<Option<ActionRecord>, StoreError> {
+        self.get_item(key(&Keys::reclaim_job(job_id), &Keys::action(external_id)))
+            .await
+    }
+
+    async fn advance_action(
+        &self,
+        record: &ActionRecord,
+        expected: Option<ActionStep>,
+    ) -> Result<ActionRecord, StoreError> {
+        check_advance(record, expected)?;
+        let record = record.clone();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(
+                &Keys::reclaim_job(&record.job_id),
+                &Keys::action(&record.external_id),
+            );
+            let current = get_json::<ActionRecord>(&items, &item_key)?;
+            let current_step = current.as_ref().map(|r| r.step);
+            if current_step != expected {
+                return Err(StoreError::StepConflict {
+                    job_id: record.job_id,
+                    external_id: record.external_id,
+                    expected,
+                    current: current_step,
+                });
+            }
+            if let Some(current) = current
+                && current.action != record.action
+            {
+                return Err(action_kind_changed(&record));
+            }
+            insert_json(&mut items, &item_key, &record)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn list_actions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ActionRecord>, StoreError> {
+        let pk = Keys::reclaim_job(job_id);
+        let after = cursor
+            .map(|c| cursor::parse_actions(c).map(|e| key(&pk, &Keys::action(&e))))
+            .transpose()?;
+        self.sk_page(key(&pk, Keys::ACTION_PREFIX), after, limit, cursor::actions)
+            .await
+    }
+
+    async fn acquire_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_lock(external_id, owner)?;
+        let integration_id = id.clone();
+        let external_id = external_id.to_owned();
+        let owner = owner.to_owned();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let item_key = key(
+                &Keys::integration(&integration_id),
+                &Keys::account_lock(&external_id),
+            );
+            // Millisecond precision, as the DynamoDB adapter's condition compares.
+            if let Some(held) = get_json::<AccountLock>(&items, &item_key)?
+                && held.owner != owner
+                && held.expires_at.timestamp_millis() >= now.timestamp_millis()
+            {
+                return Err(StoreError::AccountLocked {
+                    integration_id,
+                    external_id,
+                    owner: held.owner,
+                    expires_at: held.expires_at,
+                });
+            }
+            let lock = AccountLock {
+                owner,
+                expires_at: DateTime::from_timestamp_millis(expires_at.timestamp_millis())
+                    .unwrap_or(expires_at),
+            };
+            insert_json(&mut items, &item_key, &lock)
+        })
+        .await
+    }
+
+    async fn release_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let item_key = key(&Keys::integration(id), &Keys::account_lock(external_id));
+        let owner = owner.to_owned();
+        self.write(move |txn| {
+            let mut items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let ours = matches!(
+                get_json::<AccountLock>(&items, &item_key)?,
+                Some(held) if held.owner == owner
+            );
+            if ours {
+                items.remove(item_key.as_str()).map_err(redb_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let item_key = key(
             &Keys::integration(&entry.integration_id),
@@ -895,6 +1234,67 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
+
+impl EmbeddedStore {
+    /// Up to `limit` items under `prefix` (a `pk` + sort-key prefix) in key order, from
+    /// just after `after` if given, and the cursor after the last one when more follow.
+    async fn sk_page<T>(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+        cursor_of: fn(&T) -> String,
+    ) -> Result<Page<T>, StoreError>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let start = after.map_or_else(|| Bound::Included(prefix.clone()), Bound::Excluded);
+        let limit = limit.max(1);
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let items = txn.open_table(ITEMS).map_err(redb_err)?;
+            let mut out: Vec<T> = Vec::with_capacity(limit);
+            let mut next = None;
+            for entry in scan(&items, &prefix, start)? {
+                let (k, v) = entry?;
+                if out.len() == limit {
+                    next = out.last().map(cursor_of);
+                    break;
+                }
+                out.push(decode(&k, &v)?);
+            }
+            Ok(Page { items: out, next })
+        })
+        .await
+    }
+}
+
+/// A job's entry in `gsi1`.
+fn job_index_key(job: &ReclaimJob) -> String {
+    format!(
+        "{}{SEP}{}",
+        Keys::reclaim_jobs_partition(&job.integration_id),
+        Keys::reclaim_job_sort(job.created_at, &job.id)
+    )
+}
+
+/// More than a batch's worth of candidates under one batch: never written that way.
+pub(crate) fn oversized_batch(batch: &str, found: usize) -> Result<(), StoreError> {
+    if found > CANDIDATES_PER_BATCH {
+        return Err(StoreError::Corrupt(format!(
+            "candidate batch {batch:?} holds more than {CANDIDATES_PER_BATCH} accounts"
+        )));
+    }
+    Ok(())
+}
+
+/// An action record keeps the action kind it started with.
+pub(crate) fn action_kind_changed(record: &ActionRecord) -> StoreError {
+    StoreError::InvalidItem(format!(
+        "account {} of reclaim job {} was started with another action than {}",
+        record.external_id, record.job_id, record.action
+    ))
 }
 
 /// Every task kind, for "newest runs of any kind". The match makes a new kind a compile

@@ -1,6 +1,6 @@
 //! The single-table keys of design §4, shared by both adapters so their layouts match.
 
-use crate::domain::{AccountKind, IntegrationId, Provider, TaskKind};
+use crate::domain::{AccountKind, IntegrationId, Provider, ReclaimJobId, TaskKind};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 use super::{LeaseKind, OneTimeKind};
@@ -105,4 +105,45 @@ impl Keys {
     }
 
     pub const AUDIT_PREFIX: &'static str = "AUDIT#";
+
+    /// Partition of a reclaim job and of its candidates, exclusions and actions.
+    pub fn reclaim_job(id: &ReclaimJobId) -> String {
+        format!("RJOB#{id}")
+    }
+
+    /// `gsi1pk` listing an integration's reclaim jobs.
+    pub fn reclaim_jobs_partition(integration_id: &IntegrationId) -> String {
+        format!("RJOBS#{integration_id}")
+    }
+
+    /// `gsi1sk` of a reclaim job: creation time, then id (newest first when read backwards).
+    pub fn reclaim_job_sort(created_at: DateTime<Utc>, id: &ReclaimJobId) -> String {
+        format!("{}#{id}", created_at.format(MICROS))
+    }
+
+    /// The batch number has six digits, so batches sort in number order.
+    pub fn candidate(batch: u32, external_id: &str) -> String {
+        format!("{}{external_id}", Self::candidate_batch_prefix(batch))
+    }
+
+    pub fn candidate_batch_prefix(batch: u32) -> String {
+        format!("CAND#{batch:06}#")
+    }
+
+    pub fn exclusion(external_id: &str) -> String {
+        format!("{}{external_id}", Self::EXCLUSION_PREFIX)
+    }
+
+    pub const EXCLUSION_PREFIX: &'static str = "SKIP#";
+
+    pub fn action(external_id: &str) -> String {
+        format!("{}{external_id}", Self::ACTION_PREFIX)
+    }
+
+    pub const ACTION_PREFIX: &'static str = "ACT#";
+
+    /// Sort key of an account lock, under the integration's partition.
+    pub fn account_lock(external_id: &str) -> String {
+        format!("LOCK#{external_id}")
+    }
 }

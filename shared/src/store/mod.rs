@@ -8,8 +8,9 @@ pub mod embedded;
 mod keys;
 
 use crate::domain::{
-    Account, AccountKind, AuditEntry, EventCoverage, Integration, IntegrationId, IntegrationStatus,
-    Provider, Snapshot, TaskKind, TaskRun,
+    Account, AccountKind, ActionRecord, ActionStep, AuditEntry, CANDIDATES_PER_BATCH, Candidate,
+    EventCoverage, Exclusion, FailedRetry, Integration, IntegrationId, IntegrationStatus,
+    JobChangeRefused, JobState, Provider, ReclaimJob, ReclaimJobId, Snapshot, TaskKind, TaskRun,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -55,6 +56,44 @@ pub enum StoreError {
     /// repeats the cursor.
     #[error("invalid cursor: {0}")]
     BadCursor(String),
+    #[error("reclaim job {0} already exists")]
+    ReclaimJobExists(ReclaimJobId),
+    #[error("reclaim job {0} not found")]
+    ReclaimJobNotFound(ReclaimJobId),
+    /// `modify_reclaim_job`'s change refused itself; the job was left as it was.
+    #[error("reclaim job {job_id} was not changed: {reason}")]
+    JobChangeRefused {
+        job_id: ReclaimJobId,
+        #[source]
+        reason: JobChangeRefused,
+    },
+    /// `advance_action` expected the account at another step: another writer got there
+    /// first (or the caller is replaying an old step). Nothing was written.
+    #[error(
+        "account {external_id} of reclaim job {job_id} is at step {}, not {}",
+        step_name(*.current),
+        step_name(*.expected)
+    )]
+    StepConflict {
+        job_id: ReclaimJobId,
+        external_id: String,
+        expected: Option<ActionStep>,
+        current: Option<ActionStep>,
+    },
+    /// Another owner holds the account lock and it has not expired.
+    #[error(
+        "account {external_id} of integration {integration_id} is locked by {owner} until {expires_at}"
+    )]
+    AccountLocked {
+        integration_id: IntegrationId,
+        external_id: String,
+        owner: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// A write the store refuses before touching anything: it would break a rule of the
+    /// layout (a candidate of another job, a step out of order, …). A caller's bug.
+    #[error("refused: {0}")]
+    InvalidItem(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("store backend failed: {message}")]
@@ -63,6 +102,10 @@ pub enum StoreError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+fn step_name(step: Option<ActionStep>) -> &'static str {
+    step.map_or("none", ActionStep::as_str)
 }
 
 impl StoreError {
@@ -173,6 +216,160 @@ pub(crate) fn mark_disconnected(integration: &mut Integration, now: DateTime<Utc
     integration.updated_at = now;
     true
 }
+
+/// Candidate batches are numbered in sort keys with six digits.
+pub const MAX_CANDIDATE_BATCH: u32 = 999_999;
+
+/// A change made by `modify_reclaim_job` may not touch what identifies the job or what
+/// was approved: its id, integration, creation time (its listing key), requester, policy.
+pub(crate) fn check_job_change(before: &ReclaimJob, after: &ReclaimJob) -> Result<(), StoreError> {
+    let fixed = [
+        ("id", before.id == after.id),
+        (
+            "integration_id",
+            before.integration_id == after.integration_id,
+        ),
+        ("created_at", before.created_at == after.created_at),
+        ("requested_by", before.requested_by == after.requested_by),
+        ("policy", before.policy == after.policy),
+    ];
+    match fixed.iter().find(|(_, same)| !same) {
+        Some((field, _)) => Err(StoreError::InvalidItem(format!(
+            "a change to reclaim job {} tried to change its {field}",
+            before.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Candidates are written only while their job plans (the approved set never grows after
+/// the plan), only for that job, with a batch number the keys can hold.
+pub(crate) fn check_candidates(
+    job: Option<&ReclaimJob>,
+    job_id: &ReclaimJobId,
+    candidates: &[Candidate],
+) -> Result<(), StoreError> {
+    check_planning(job, job_id, "candidates")?;
+    for c in candidates {
+        if c.job_id != *job_id {
+            return Err(StoreError::InvalidItem(format!(
+                "a candidate of job {} written under job {job_id}",
+                c.job_id
+            )));
+        }
+        if c.batch > MAX_CANDIDATE_BATCH {
+            return Err(StoreError::InvalidItem(format!(
+                "candidate batch {} is above {MAX_CANDIDATE_BATCH}",
+                c.batch
+            )));
+        }
+        check_external_id(&c.external_id)?;
+    }
+    Ok(())
+}
+
+/// What plan left out is written while the job plans, for that job only.
+pub(crate) fn check_exclusions(
+    job: Option<&ReclaimJob>,
+    job_id: &ReclaimJobId,
+    exclusions: &[Exclusion],
+) -> Result<(), StoreError> {
+    check_planning(job, job_id, "exclusions")?;
+    for e in exclusions {
+        if e.job_id != *job_id {
+            return Err(StoreError::InvalidItem(format!(
+                "an exclusion of job {} written under job {job_id}",
+                e.job_id
+            )));
+        }
+        check_external_id(&e.external_id)?;
+    }
+    Ok(())
+}
+
+fn check_planning(
+    job: Option<&ReclaimJob>,
+    job_id: &ReclaimJobId,
+    what: &str,
+) -> Result<(), StoreError> {
+    match job {
+        None => Err(StoreError::ReclaimJobNotFound(job_id.clone())),
+        Some(job) if job.state != JobState::Planning => Err(StoreError::InvalidItem(format!(
+            "{what} of reclaim job {job_id} are written only while it plans (it is {})",
+            job.state
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether adding `new_ids` to a batch that holds `stored_ids` keeps it within
+/// [`CANDIDATES_PER_BATCH`].
+pub(crate) fn check_batch_size<'a>(
+    batch: u32,
+    stored_ids: impl IntoIterator<Item = &'a str>,
+    new_ids: impl IntoIterator<Item = &'a str>,
+) -> Result<(), StoreError> {
+    let all: std::collections::HashSet<&str> = stored_ids.into_iter().chain(new_ids).collect();
+    if all.len() > CANDIDATES_PER_BATCH {
+        return Err(StoreError::InvalidItem(format!(
+            "candidate batch {batch} would hold {} accounts (at most {CANDIDATES_PER_BATCH})",
+            all.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The order of steps is the domain's (never `done` before `transferred` for a delete,
+/// nothing after a final step); retrying a failed account is the caller's explicit choice,
+/// made before calling, so the store allows it.
+pub(crate) fn check_advance(
+    record: &ActionRecord,
+    expected: Option<ActionStep>,
+) -> Result<(), StoreError> {
+    check_external_id(&record.external_id)?;
+    if ActionStep::allows(record.action, expected, record.step, FailedRetry::Allow) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidItem(format!(
+            "a {} of account {} cannot go from step {} to {}",
+            record.action,
+            record.external_id,
+            step_name(expected),
+            record.step
+        )))
+    }
+}
+
+pub(crate) fn check_lock(external_id: &str, owner: &str) -> Result<(), StoreError> {
+    check_external_id(external_id)?;
+    if owner.is_empty() {
+        return Err(StoreError::InvalidItem("a lock needs an owner".into()));
+    }
+    Ok(())
+}
+
+fn check_external_id(external_id: &str) -> Result<(), StoreError> {
+    if external_id.is_empty() || external_id.len() > 256 {
+        return Err(StoreError::InvalidItem(
+            "an external id must be 1-256 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A stored account lock (`INT#<id>`/`LOCK#<external id>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AccountLock {
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A change `modify_reclaim_job` applies to a job as stored now; it may refuse (a
+/// transition the job's states do not allow, an approver who may not approve, …), and then
+/// nothing is written. `'a` lets the change borrow from its caller (the time, the
+/// guard-rails).
+pub type JobChange<'a> =
+    dyn for<'j> Fn(&'j mut ReclaimJob) -> Result<(), JobChangeRefused> + Send + Sync + 'a;
 
 /// One page of a paginated listing; `next` is an opaque cursor.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,6 +559,113 @@ pub trait Store: Send + Sync {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<OneTimeTake, StoreError>;
+
+    // Reclaim jobs -------------------------------------------------------------------------
+    /// Stores a new job; `ReclaimJobExists` if its id is taken.
+    async fn create_reclaim_job(&self, job: &ReclaimJob) -> Result<(), StoreError>;
+    async fn get_reclaim_job(&self, id: &ReclaimJobId) -> Result<Option<ReclaimJob>, StoreError>;
+    /// Applies `change` to the job as stored now, by compare-and-swap (retried on a
+    /// conflicting write), so concurrent changes are never lost. If `change` refuses, the
+    /// job is left as it was and the answer is `JobChangeRefused`. A change to the job's id,
+    /// integration, creation time, requester or policy is refused (`InvalidItem`);
+    /// `ReclaimJobNotFound` if there is no such job.
+    async fn modify_reclaim_job(
+        &self,
+        id: &ReclaimJobId,
+        change: &JobChange<'_>,
+    ) -> Result<ReclaimJob, StoreError>;
+    /// An integration's jobs, newest first (by `created_at`, then id), via GSI gsi1
+    /// (`gsi1pk = RJOBS#<integration id>`); DynamoDB's index is eventually consistent.
+    async fn list_reclaim_jobs(
+        &self,
+        integration_id: &IntegrationId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ReclaimJob>, StoreError>;
+
+    // Candidates and exclusions ------------------------------------------------------------
+    /// Writes candidates (insert or replace, batched). Only while the job is `planning`, only
+    /// candidates of this job, at most [`CANDIDATES_PER_BATCH`] per batch counting those
+    /// already stored, batch numbers up to [`MAX_CANDIDATE_BATCH`]; otherwise `InvalidItem`
+    /// (or `ReclaimJobNotFound`) and nothing is written.
+    async fn put_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        candidates: &[Candidate],
+    ) -> Result<(), StoreError>;
+    /// One batch's candidates in external-id order (never more than
+    /// [`CANDIDATES_PER_BATCH`]).
+    async fn list_candidates(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+    ) -> Result<Vec<Candidate>, StoreError>;
+    /// The candidate, if `external_id` is in that batch of the approved set.
+    async fn get_candidate(
+        &self,
+        job_id: &ReclaimJobId,
+        batch: u32,
+        external_id: &str,
+    ) -> Result<Option<Candidate>, StoreError>;
+    /// Writes what plan left out (insert or replace, batched); same rules as candidates
+    /// (only while `planning`, only this job's).
+    async fn put_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        exclusions: &[Exclusion],
+    ) -> Result<(), StoreError>;
+    /// In external-id order, `limit` at a time.
+    async fn list_exclusions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Exclusion>, StoreError>;
+
+    // Actions ------------------------------------------------------------------------------
+    async fn get_action(
+        &self,
+        job_id: &ReclaimJobId,
+        external_id: &str,
+    ) -> Result<Option<ActionRecord>, StoreError>;
+    /// Writes `record` (under `record.job_id`/`record.external_id`) only if the stored step
+    /// is `expected` (`None`: no record yet) and the stored action kind is the record's: of
+    /// two writers expecting the same step exactly one succeeds, and the other gets
+    /// `StepConflict` with the step found. A move the domain order forbids
+    /// ([`ActionStep::allows`], failed retries allowed) is `InvalidItem`.
+    async fn advance_action(
+        &self,
+        record: &ActionRecord,
+        expected: Option<ActionStep>,
+    ) -> Result<ActionRecord, StoreError>;
+    /// In external-id order, `limit` at a time.
+    async fn list_actions(
+        &self,
+        job_id: &ReclaimJobId,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ActionRecord>, StoreError>;
+
+    // Account locks ------------------------------------------------------------------------
+    /// Takes the lock on one provider account if it is free, expired, or already `owner`'s
+    /// (then extended to `expires_at`). Expiry is checked in the write's condition, never
+    /// left to TTL. `AccountLocked` if another owner holds it unexpired.
+    async fn acquire_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Releases the lock if `owner` holds it; otherwise (someone else's, or gone) does
+    /// nothing.
+    async fn release_account_lock(
+        &self,
+        id: &IntegrationId,
+        external_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError>;
 
     // Audit --------------------------------------------------------------------------------
     /// Appends one audit entry (idempotent: the same entry written twice is stored once).

@@ -128,7 +128,54 @@ pub struct BoxEventPage {
     pub chunk_size: u64,
 }
 
+/// A `User--Mini` (`id`, `name`, `login`), as Box embeds users in other objects.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BoxUserMini {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub login: Option<String>,
+}
+
+/// The folder a content transfer (`PUT /2.0/users/{id}/folders/0`) created in the
+/// destination user's root: `"<login> - <name>'s Files and Folders"`. Its 200 does not
+/// prove the transfer finished (Box goes on in the background after 10 minutes).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TransferredFolder {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub name: Option<String>,
+    /// The destination user.
+    #[serde(default, deserialize_with = "lenient_object")]
+    pub owned_by: Option<BoxUserMini>,
+}
+
 // ---- wire shapes (private) -------------------------------------------------------------
+
+/// One page of `GET /2.0/users/{id}/memberships` (offset paging). Each entry must name its
+/// group: a membership that cannot be identified fails the page, because an unreadable
+/// membership might be in an excluded group.
+#[derive(Debug, Deserialize)]
+pub(super) struct MembershipsResponse {
+    #[serde(default)]
+    pub entries: Vec<MembershipEntry>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub total_count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MembershipEntry {
+    pub group: GroupRef,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct GroupRef {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct UsersResponse {
@@ -364,6 +411,38 @@ mod tests {
         assert_eq!(page.next_stream_position, None);
         assert!(
             serde_json::from_str::<EventsResponse>(r#"{"next_stream_position":1.5e20}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn transferred_folder_reads_the_destination() {
+        let folder: TransferredFolder = serde_json::from_str(
+            r#"{"type":"folder","id":"1234","name":"a@example.com - A's Files and Folders",
+                "owned_by":{"type":"user","id":77,"name":"B","login":"b@example.com"},
+                "parent":{"type":"folder","id":"0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(folder.id, "1234");
+        assert_eq!(folder.owned_by.unwrap().id, "77");
+        assert!(serde_json::from_str::<TransferredFolder>(r#"{"name":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn memberships_need_a_group_id_on_every_entry() {
+        let page: MembershipsResponse = serde_json::from_str(
+            r#"{"total_count":2,"limit":100,"offset":0,"entries":[
+                {"type":"group_membership","id":"1","group":{"type":"group","id":"10"}},
+                {"type":"group_membership","id":"2","group":{"type":"group","id":11}}]}"#,
+        )
+        .unwrap();
+        let ids: Vec<&str> = page.entries.iter().map(|m| m.group.id.as_str()).collect();
+        assert_eq!(ids, ["10", "11"]);
+        assert_eq!(page.total_count, Some(2));
+        assert!(
+            serde_json::from_str::<MembershipsResponse>(
+                r#"{"entries":[{"type":"group_membership","id":"1","group":null}]}"#
+            )
+            .is_err()
         );
     }
 
