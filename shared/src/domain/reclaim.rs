@@ -720,6 +720,9 @@ pub enum SkipReason {
     AlreadyInactive,
     NotInApprovedSet,
     RoleChanged,
+    /// The provider names a role other than its known ones (or none): not provably a
+    /// regular user.
+    UnknownRole,
     StatusChanged,
     /// The provider no longer has the user.
     Gone,
@@ -750,6 +753,7 @@ impl SkipReason {
             SkipReason::AlreadyInactive => "already_inactive",
             SkipReason::NotInApprovedSet => "not_in_approved_set",
             SkipReason::RoleChanged => "role_changed",
+            SkipReason::UnknownRole => "unknown_role",
             SkipReason::StatusChanged => "status_changed",
             SkipReason::Gone => "gone",
             SkipReason::Cancelled => "cancelled",
@@ -790,6 +794,7 @@ impl SkipReason {
             SkipReason::AlreadyInactive => "already inactive",
             SkipReason::NotInApprovedSet => "not in the job's approved set",
             SkipReason::RoleChanged => "the role changed since the plan",
+            SkipReason::UnknownRole => "the role is not known to be a regular user's",
             SkipReason::StatusChanged => "the status changed since the plan",
             SkipReason::Gone => "the user no longer exists",
             SkipReason::Cancelled => "the job was cancelled before acting",

@@ -72,6 +72,11 @@ impl Deadline {
     fn passed(&self) -> bool {
         self.at.is_some_and(|at| Instant::now() >= at)
     }
+
+    /// Time left before the deadline (zero once it passed); `None` without a deadline.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.at.map(|at| at.saturating_duration_since(Instant::now()))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@ pub mod context;
 pub mod integrations;
 pub mod license_sync;
 pub mod oauth_connect;
+pub mod reclaim;
 pub mod report;
 pub mod sources;
 pub mod tokens;
