@@ -66,6 +66,10 @@ const RESOURCE_STAR_ONLY: &[&str] = &[
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
     "xray:GetSamplingStatisticSummaries",
+    // Answering a `.waitForTaskToken` wait: the task token names the wait, and IAM accepts
+    // no resource for these actions (Service Authorization Reference, AWS Step Functions).
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +568,280 @@ fn the_readme_connect_requests_are_bodies_the_api_accepts() {
             "the README calls {method} {path}, which openapi.json does not document"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reclaim: the function, the state machine, and who may drive it
+// ---------------------------------------------------------------------------------------------
+
+/// The one `AWS::Serverless::StateMachine` (the reclaim workflow), by id.
+fn reclaim_state_machine(template: &Template) -> (String, &Value) {
+    let machines: Vec<(&str, &Value)> = template
+        .resources()
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::StateMachine"))
+        .collect();
+    assert_eq!(machines.len(), 1, "one state machine: the reclaim workflow");
+    (machines[0].0.to_owned(), machines[0].1)
+}
+
+/// The function deploying `functions/reclaim`.
+fn reclaim_function(template: &Template) -> (String, &Value) {
+    template
+        .functions()
+        .into_iter()
+        .find(|(_, f)| f["Properties"]["CodeUri"].as_str() == Some("../functions/reclaim"))
+        .expect("the template deploys functions/reclaim")
+}
+
+/// The state machine's ARN built from its explicit name, as code that may not reference
+/// the resource (a cycle) writes it.
+fn state_machine_arn_by_name(machine: &Value) -> String {
+    let name = machine["Properties"]["Name"]
+        .as_sub()
+        .expect("the state machine's Name is an explicit !Sub string");
+    format!(
+        "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{name}"
+    )
+}
+
+/// Resources of the role's statements that allow `action`.
+fn resources_allowing(template: &Template, role: &str, action: &str) -> Vec<Value> {
+    template
+        .role_statements(role)
+        .iter()
+        .filter(|s| allows(s, action))
+        .flat_map(resources_of)
+        .collect()
+}
+
+#[test]
+fn the_reclaim_state_machine_runs_its_definition_and_invokes_only_the_reclaim_function() {
+    let template = Template::load();
+    let (id, machine) = reclaim_state_machine(&template);
+    let props = &machine["Properties"];
+    assert_eq!(
+        props["Type"].as_str(),
+        Some("STANDARD"),
+        "{id}: an approval waits up to 7 days, beyond what Express allows"
+    );
+
+    // Every ${...} of the definition is substituted, and nothing else.
+    let uri = props["DefinitionUri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{id}: DefinitionUri is a path in infra/"));
+    let definition = std::fs::read_to_string(repo_root().join("infra").join(uri))
+        .unwrap_or_else(|e| panic!("{id}: cannot read {uri}: {e}"));
+    let placeholders: BTreeSet<String> = definition
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+        .collect();
+    let substitutions = &props["DefinitionSubstitutions"];
+    let substituted: BTreeSet<String> = substitutions
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| text(k))
+        .collect();
+    assert_eq!(placeholders, substituted, "{id}: DefinitionSubstitutions");
+
+    // The function it invokes is functions/reclaim, and its role invokes nothing else.
+    let (function, _) = reclaim_function(&template);
+    assert_eq!(
+        substitutions["ReclaimFunctionArn"].as_get_att(),
+        Some((function.clone(), "Arn".to_owned())),
+        "{id}: ReclaimFunctionArn"
+    );
+    let role = props["Role"]
+        .as_get_att()
+        .map(|(r, _)| r)
+        .unwrap_or_else(|| panic!("{id}: Role should be !GetAtt <Role>.Arn"));
+    let invoked: Vec<Option<(String, String)>> =
+        resources_allowing(&template, &role, "lambda:InvokeFunction")
+            .iter()
+            .map(Intrinsic::as_get_att)
+            .collect();
+    assert_eq!(
+        invoked,
+        vec![Some((function, "Arn".to_owned()))],
+        "{id}: may invoke the reclaim function and nothing else"
+    );
+    let trusted = &template.resources()[role.as_str()]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        [0]["Principal"]["Service"];
+    assert_eq!(
+        trusted.as_str(),
+        Some("states.amazonaws.com"),
+        "{role}: trust"
+    );
+
+    // The topic it tells about a failed Finalize is the one it may publish to.
+    let topic = substitutions["NotifyTopicArn"]
+        .as_ref_target()
+        .expect("NotifyTopicArn is !Ref <topic>");
+    let published: Vec<Option<String>> = resources_allowing(&template, &role, "sns:Publish")
+        .iter()
+        .map(Intrinsic::as_ref_target)
+        .collect();
+    assert_eq!(published, vec![Some(topic)], "{role}: sns:Publish");
+}
+
+#[test]
+fn the_reclaim_function_answers_only_the_waits_of_the_state_machine_it_serves() {
+    let template = Template::load();
+    let (_, machine) = reclaim_state_machine(&template);
+    let arn = state_machine_arn_by_name(machine);
+    let (id, function) = reclaim_function(&template);
+    let props = &function["Properties"];
+    let environment = template.environment(&id);
+    assert_eq!(
+        environment
+            .get("SEATKEEPER_STATE_MACHINE_ARN")
+            .and_then(Value::as_sub),
+        Some(arn.clone()),
+        "{id}: SEATKEEPER_STATE_MACHINE_ARN names the state machine (by name: no cycle)"
+    );
+    let role = props["Role"].as_get_att().expect("explicit role").0;
+    let answered: Vec<bool> = resources_allowing(&template, &role, "states:SendTaskSuccess")
+        .iter()
+        .map(is_any_resource)
+        .collect();
+    assert_eq!(
+        answered,
+        vec![true],
+        "{id}: answers approval waits (by task token: IAM takes no resource for it)"
+    );
+    for statement in template.role_statements(&role) {
+        for action in actions_of(&statement) {
+            assert!(
+                !action.starts_with("states:") || action == "states:SendTaskSuccess",
+                "{id}: {action}: an auto-approval answers its own wait, nothing more"
+            );
+        }
+    }
+
+    // Notices go to the topic it is given, and only there.
+    let topic = environment
+        .get("SEATKEEPER_NOTIFY_TOPIC_ARN")
+        .and_then(Value::as_ref_target)
+        .expect("SEATKEEPER_NOTIFY_TOPIC_ARN is !Ref <topic>");
+    let published: Vec<Option<String>> = resources_allowing(&template, &role, "sns:Publish")
+        .iter()
+        .map(Intrinsic::as_ref_target)
+        .collect();
+    assert_eq!(published, vec![Some(topic)], "{id}: sns:Publish");
+
+    // A batch returns 60 s before the deadline; a Box transfer alone can take 12 minutes.
+    assert_eq!(props["Timeout"].as_u64(), Some(900), "{id}: Timeout");
+}
+
+#[test]
+fn the_api_may_start_answer_and_stop_reclaim_executions_only() {
+    let template = Template::load();
+    let (machine_id, machine) = reclaim_state_machine(&template);
+    let (id, function) = template
+        .functions()
+        .into_iter()
+        .find(|(_, f)| f["Properties"]["CodeUri"].as_str() == Some("../functions/api"))
+        .expect("the template deploys functions/api");
+    let role = function["Properties"]["Role"]
+        .as_get_att()
+        .expect("explicit role")
+        .0;
+    let on: Vec<Option<String>> = resources_allowing(&template, &role, "states:StartExecution")
+        .iter()
+        .map(Intrinsic::as_ref_target)
+        .collect();
+    assert_eq!(
+        on,
+        vec![Some(machine_id.clone())],
+        "{id}: states:StartExecution"
+    );
+    for action in ["states:SendTaskSuccess", "states:SendTaskFailure"] {
+        let on: Vec<bool> = resources_allowing(&template, &role, action)
+            .iter()
+            .map(is_any_resource)
+            .collect();
+        assert_eq!(on, vec![true], "{id}: {action} (by task token)");
+    }
+    // Executions are named after their job (`job-<job id>`): StopExecution reaches those.
+    let name = machine["Properties"]["Name"]
+        .as_sub()
+        .expect("explicit name");
+    let stop: Vec<Option<String>> = resources_allowing(&template, &role, "states:StopExecution")
+        .iter()
+        .map(Intrinsic::as_sub)
+        .collect();
+    assert_eq!(
+        stop,
+        vec![Some(format!(
+            "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{name}:job-*"
+        ))],
+        "{id}: states:StopExecution"
+    );
+    let job = seatkeeper_shared::domain::ReclaimJobId::generate();
+    assert!(seatkeeper_shared::workflow::execution_name(&job).starts_with("job-"));
+    for statement in template.role_statements(&role) {
+        for action in actions_of(&statement) {
+            assert!(
+                !action.starts_with("states:")
+                    || [
+                        "states:StartExecution",
+                        "states:SendTaskSuccess",
+                        "states:SendTaskFailure",
+                        "states:StopExecution"
+                    ]
+                    .contains(&action.as_str()),
+                "{id}: {action} is more than the reclaim routes need"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_reclaim_execution_that_ends_badly_raises_an_alarm() {
+    let template = Template::load();
+    let (machine_id, _) = reclaim_state_machine(&template);
+    let resources = template.resources();
+    let alarm = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .find(|r| {
+            r["Properties"]["Metrics"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    m["MetricStat"]["Metric"]["MetricName"].as_str() == Some("ExecutionsFailed")
+                        && m["MetricStat"]["Metric"]["Dimensions"][0]["Value"].as_ref_target()
+                            == Some(machine_id.clone())
+                })
+        })
+        .expect("an alarm on the reclaim state machine's ExecutionsFailed");
+    let metrics: BTreeSet<String> = alarm["Properties"]["Metrics"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            m["MetricStat"]["Metric"]["MetricName"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    for metric in [
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "ExecutionsAborted",
+    ] {
+        assert!(metrics.contains(metric), "the alarm misses {metric}");
+    }
+    let topic = alarm["Properties"]["AlarmActions"][0]
+        .as_ref_target()
+        .expect("!Ref <topic>");
+    assert_eq!(
+        resources[topic.as_str()]["Type"].as_str(),
+        Some("AWS::SNS::Topic")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

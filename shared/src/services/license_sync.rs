@@ -75,7 +75,8 @@ impl Deadline {
 
     /// Time left before the deadline (zero once it passed); `None` without a deadline.
     pub fn remaining(&self) -> Option<std::time::Duration> {
-        self.at.map(|at| at.saturating_duration_since(Instant::now()))
+        self.at
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 }
 
