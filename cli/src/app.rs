@@ -9,6 +9,8 @@ use seatkeeper_shared::provider::box_client::BoxConfig;
 use seatkeeper_shared::provider::http::{HttpClient, HttpConfig};
 use seatkeeper_shared::secrets::file::FileSecrets;
 use seatkeeper_shared::services::connect::{BoxCcgConnect, Connector};
+use seatkeeper_shared::services::local_workflow::LocalWorkflow;
+use seatkeeper_shared::services::reclaim::{LogNotifier, ReclaimOptions, Reclaimer};
 use seatkeeper_shared::services::{
     Deadline, LicenseSync, ProviderSources, ServiceContext, SyncError, SyncOptions, SyncRunSummary,
 };
@@ -61,7 +63,7 @@ impl LocalApp {
         Ok(connector.connect_box_ccg(request).await?)
     }
 
-    fn sources(&self) -> ProviderSources {
+    pub fn sources(&self) -> ProviderSources {
         ProviderSources::new(
             self.store.clone(),
             self.secrets.clone(),
@@ -108,6 +110,14 @@ impl LocalApp {
             box_authorize_url: seatkeeper_shared::config::box_authorize_url(),
             public_base_url,
             sync_trigger: trigger,
+            workflow: Arc::new(LocalWorkflow::new(Arc::new(Reclaimer {
+                store: self.store.clone(),
+                sources: Arc::new(self.sources()),
+                clock: Arc::new(self.clock),
+                notifier: Arc::new(LogNotifier),
+                options: ReclaimOptions::default(),
+            }))),
+            notifier: Arc::new(LogNotifier),
         }
     }
 

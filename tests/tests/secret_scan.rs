@@ -18,6 +18,8 @@ use seatkeeper_shared::provider::box_client::BoxConfig;
 use seatkeeper_shared::provider::http::{HttpClient, RetryPolicy};
 use seatkeeper_shared::secrets::aws::SecretsManagerSecrets;
 use seatkeeper_shared::secrets::{Secrets, SecretsError};
+use seatkeeper_shared::services::local_workflow::LocalWorkflow;
+use seatkeeper_shared::services::reclaim::LogNotifier;
 use seatkeeper_shared::services::{
     Deadline, LicenseSync, ProviderSources, ServiceContext, SyncOptions,
 };
@@ -357,19 +359,31 @@ async fn no_secret_appears_in_responses_logs_or_stored_items() {
         inner: secrets_manager(&MOTO).await,
         written: Mutex::default(),
     });
+    let store: Arc<dyn seatkeeper_shared::store::Store> = Arc::new(dynamo_store(&MOTO).await);
+    let http = HttpClient::for_tests().expect("http client");
+    let box_config = BoxConfig {
+        api_base: sim.base_url(),
+        retry: RetryPolicy::fast_for_tests(),
+        ..BoxConfig::default()
+    };
     let ctx = ServiceContext {
-        store: Arc::new(dynamo_store(&MOTO).await),
+        store: store.clone(),
         secrets: recorded.clone(),
         clock: Arc::new(SystemClock),
-        http: HttpClient::for_tests().expect("http client"),
-        box_config: BoxConfig {
-            api_base: sim.base_url(),
-            retry: RetryPolicy::fast_for_tests(),
-            ..BoxConfig::default()
-        },
+        http: http.clone(),
+        box_config: box_config.clone(),
         box_authorize_url: sim.authorize_url(),
         public_base_url: PUBLIC_BASE_URL.to_owned(),
         sync_trigger: trigger.clone(),
+        workflow: Arc::new(LocalWorkflow::in_process(
+            store,
+            recorded.clone(),
+            Arc::new(SystemClock),
+            http,
+            box_config,
+            Arc::new(LogNotifier),
+        )),
+        notifier: Arc::new(LogNotifier),
     };
     let mut h = Harness {
         api: seatkeeper_api::router(ctx.clone()),

@@ -7,11 +7,15 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use seatkeeper_shared::domain::InvalidInput;
+use seatkeeper_shared::domain::{ApprovalRefused, JobChangeRefused};
 use seatkeeper_shared::provider::ProviderError;
 use seatkeeper_shared::services::connect::ConnectError;
 use seatkeeper_shared::services::integrations::{IntegrationsError, SyncRefusal};
 use seatkeeper_shared::services::oauth_connect::OAuthConnectError;
+use seatkeeper_shared::services::reclaim::ReclaimError;
+use seatkeeper_shared::services::sources::SourceError;
 use seatkeeper_shared::store::StoreError;
+use seatkeeper_shared::workflow::WorkflowError;
 use serde::Serialize;
 
 #[derive(Debug)]
@@ -186,6 +190,7 @@ impl From<IntegrationsError> for ApiError {
             IntegrationsError::Store(e) => ApiError::from(e),
             IntegrationsError::Secrets(e) => ApiError::internal(&e),
             IntegrationsError::Trigger(e) => ApiError::internal(&e),
+            IntegrationsError::Reclaim(e) => ApiError::from(e),
         }
     }
 }
@@ -273,6 +278,75 @@ impl From<OAuthConnectError> for ApiError {
                 OAuthConnectError::Store(s) => ApiError::from(s),
                 other => ApiError::internal(&other),
             },
+        }
+    }
+}
+
+impl ApiError {
+    pub fn reclamation_not_found(id: &impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "reclamation_not_found",
+            format!("reclamation {id} not found"),
+        )
+    }
+
+    pub fn integration_missing(id: &impl std::fmt::Display) -> Self {
+        Self::integration_not_found(id)
+    }
+
+    /// The workflow engine failed or refused: logged, answered 503 with what is known.
+    pub fn workflow(error: &WorkflowError, what: &str) -> Self {
+        tracing::error!(error = %error, chain = %chain(error), "the workflow call failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "workflow_unavailable",
+            format!("{what}; try again later (the details are in the service's log)"),
+        )
+    }
+}
+
+impl From<ReclaimError> for ApiError {
+    fn from(e: ReclaimError) -> Self {
+        let conflict =
+            |code, e: &ReclaimError| ApiError::new(StatusCode::CONFLICT, code, e.to_string());
+        match e {
+            ReclaimError::NotFound(ref what) if what.starts_with("reclaim job") => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "reclamation_not_found",
+                e.to_string(),
+            ),
+            ReclaimError::NotFound(ref what) if what.starts_with("integration") => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "integration_not_found",
+                e.to_string(),
+            ),
+            ReclaimError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            // The request cannot be valid as it is (at start: the policy against the
+            // integration's guard-rails; the start handler names the field).
+            ReclaimError::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+            ReclaimError::NotEligible(_) => conflict("reclaim_not_eligible", &e),
+            ReclaimError::Busy { .. } => conflict("reclaim_running", &e),
+            ReclaimError::AccountLocked { .. } => conflict("account_locked", &e),
+            ReclaimError::SyncRunning(_) => conflict("sync_running", &e),
+            ReclaimError::Refused { ref reason, .. } => match reason {
+                JobChangeRefused::Approval(ApprovalRefused::SelfApproval) => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "self_approval_refused",
+                    e.to_string(),
+                ),
+                JobChangeRefused::Approval(ApprovalRefused::NotAPerson) => {
+                    ApiError::new(StatusCode::FORBIDDEN, "approval_refused", e.to_string())
+                }
+                JobChangeRefused::Approval(_) => conflict("not_awaiting_approval", &e),
+                _ => conflict("reclamation_state_conflict", &e),
+            },
+            ReclaimError::Provider(p) => provider_error(p),
+            ReclaimError::Source(SourceError::NeedsReauth(_)) => conflict("needs_reauth", &e),
+            ReclaimError::Source(other) => ApiError::internal(&other),
+            ReclaimError::Store(s) => ApiError::from(s),
         }
     }
 }

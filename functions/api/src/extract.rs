@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use lambda_http::request::RequestContext;
-use seatkeeper_shared::domain::{Actor, IntegrationId};
+use seatkeeper_shared::domain::{Actor, IntegrationId, ReclaimJobId};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -109,6 +109,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
             .map_err(|e| {
                 ApiError::bad_request("invalid_input", format!("id: {}", e.reason)).with_field("id")
             })
+    }
+}
+
+/// The `{job}` of a reclamation route, parsed (400 when it cannot be a job id).
+pub struct JobPath(pub ReclaimJobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                ApiError::bad_request("invalid_path", "the path could not be decoded")
+                    .with_field("job")
+            })?;
+        ReclaimJobId::parse(&raw).map(JobPath).map_err(|e| {
+            ApiError::bad_request("invalid_input", format!("job: {}", e.reason)).with_field("job")
+        })
     }
 }
 

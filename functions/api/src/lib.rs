@@ -1,5 +1,6 @@
 //! Seatkeeper's JSON HTTP API (issue 3): integrations, license information, accounts,
-//! snapshots, task runs, the audit trail and on-demand syncs.
+//! snapshots, task runs, the audit trail and on-demand syncs; and (issue 4) reclamations:
+//! starting, watching, approving, rejecting, cancelling and restoring reclaim jobs.
 //!
 //! [`router`] is one axum `Router` that runs both in Lambda (`lambda_http::run`, API Gateway
 //! HTTP API v2 events, `AWS_IAM` authorised) and inside `seatkeeper serve`, which adds its
@@ -15,6 +16,7 @@ mod cursor;
 mod error;
 mod extract;
 mod handlers;
+mod reclaim;
 pub mod routes;
 mod views;
 
@@ -32,6 +34,7 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 /// The API's router over the services in `ctx`.
 pub fn router(ctx: ServiceContext) -> Router {
     use handlers as h;
+    use reclaim as r;
     let api = Router::new()
         .route(
             routes::INTEGRATIONS,
@@ -50,6 +53,16 @@ pub fn router(ctx: ServiceContext) -> Router {
         .route(routes::TASKS, get(h::tasks))
         .route(routes::AUDIT, get(h::audit))
         .route(routes::SYNC, post(h::sync))
+        .route(
+            routes::RECLAMATIONS,
+            get(r::list_reclamations).post(r::start_reclamation),
+        )
+        .route(routes::RECLAMATION, get(r::get_reclamation))
+        .route(routes::RECLAMATION_ACCOUNTS, get(r::reclamation_accounts))
+        .route(routes::RECLAMATION_APPROVE, post(r::approve))
+        .route(routes::RECLAMATION_REJECT, post(r::reject))
+        .route(routes::RECLAMATION_CANCEL, post(r::cancel))
+        .route(routes::RECLAMATION_RESTORE, post(r::restore))
         // Only matched routes need a caller: an unknown route is a 404 for anyone.
         .route_layer(middleware::from_fn(extract::require_caller));
     Router::new()

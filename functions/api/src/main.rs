@@ -15,6 +15,12 @@ async fn main() -> Result<(), Error> {
             .ok_or("SEATKEEPER_SYNC_FUNCTION is not set")?,
         public_base_url: env_var("SEATKEEPER_PUBLIC_BASE_URL")
             .ok_or("SEATKEEPER_PUBLIC_BASE_URL is not set")?,
+        state_machine_arn: Some(
+            env_var("SEATKEEPER_STATE_MACHINE_ARN")
+                .ok_or("SEATKEEPER_STATE_MACHINE_ARN is not set")?,
+        ),
+        // The approval notices are the reclaim function's; the API's own go to its log.
+        notify_topic_arn: None,
     };
     let ctx = ServiceContext::for_aws(&config, settings)?;
     lambda_http::run(seatkeeper_api::router(ctx)).await

@@ -11,6 +11,13 @@ pub const SNAPSHOTS: &str = "/integrations/{id}/snapshots";
 pub const TASKS: &str = "/integrations/{id}/tasks";
 pub const AUDIT: &str = "/integrations/{id}/audit";
 pub const SYNC: &str = "/integrations/{id}/sync";
+pub const RECLAMATIONS: &str = "/integrations/{id}/reclamations";
+pub const RECLAMATION: &str = "/reclamations/{job}";
+pub const RECLAMATION_ACCOUNTS: &str = "/reclamations/{job}/accounts";
+pub const RECLAMATION_APPROVE: &str = "/reclamations/{job}/approve";
+pub const RECLAMATION_REJECT: &str = "/reclamations/{job}/reject";
+pub const RECLAMATION_CANCEL: &str = "/reclamations/{job}/cancel";
+pub const RECLAMATION_RESTORE: &str = "/reclamations/{job}/restore";
 
 /// Every (method, path) the router serves, paths in OpenAPI (and axum 0.8) template syntax.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -27,4 +34,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", TASKS),
     ("GET", AUDIT),
     ("POST", SYNC),
+    ("GET", RECLAMATIONS),
+    ("POST", RECLAMATIONS),
+    ("GET", RECLAMATION),
+    ("GET", RECLAMATION_ACCOUNTS),
+    ("POST", RECLAMATION_APPROVE),
+    ("POST", RECLAMATION_REJECT),
+    ("POST", RECLAMATION_CANCEL),
+    ("POST", RECLAMATION_RESTORE),
 ];

@@ -322,3 +322,18 @@ impl From<AuditEntry> for AuditEntryView {
         }
     }
 }
+
+impl From<&seatkeeper_shared::domain::Actor> for ActorView {
+    fn from(actor: &seatkeeper_shared::domain::Actor) -> Self {
+        use seatkeeper_shared::domain::Actor;
+        let kind = match actor {
+            Actor::Iam { .. } => "iam",
+            Actor::Local { .. } => "local",
+            Actor::System => "system",
+        };
+        Self {
+            kind,
+            principal: actor.principal(),
+        }
+    }
+}

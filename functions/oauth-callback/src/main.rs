@@ -16,6 +16,9 @@ async fn main() -> Result<(), Error> {
             .ok_or("SEATKEEPER_SYNC_FUNCTION is not set")?,
         public_base_url: env_var("SEATKEEPER_PUBLIC_BASE_URL")
             .ok_or("SEATKEEPER_PUBLIC_BASE_URL is not set")?,
+        // The OAuth pages start no reclaim executions and send no notices.
+        state_machine_arn: None,
+        notify_topic_arn: None,
     };
     let ctx = ServiceContext::for_aws(&config, settings)?;
     validate_public_base_url(&ctx.public_base_url)?;

@@ -15,16 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     Account, AccountKind, Actor, AuditEntry, AuthKind, BoxPlan, InactiveDays, Integration,
-    IntegrationId, IntegrationStatus, InvalidInput, LicenseTypeCounts, Provider, ReclaimGuardRails,
-    SeatPrice, Seats, Snapshot, TaskKind, TaskRun,
+    IntegrationId, IntegrationStatus, InvalidInput, JobState, LicenseTypeCounts, Provider,
+    ReclaimGuardRails, SeatPrice, Seats, Snapshot, TaskKind, TaskRun,
 };
 use crate::provider::box_client::oauth::{self, BoxOAuthApp};
 use crate::secrets::{IntegrationCredentials, OAuthAppCredentials, SecretsError};
 use crate::services::ServiceContext;
 use crate::services::connect::{BoxCcgConnect, ConnectError, Connector};
+use crate::services::reclaim::ReclaimError;
 use crate::services::report::{self, LicenseSummary};
 use crate::store::{LeaseKind, Page, StoreError};
 use crate::trigger::{SyncRequest, TriggerError};
+use crate::workflow::TaskFailure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationsError {
@@ -52,6 +54,8 @@ pub enum IntegrationsError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Trigger(#[from] TriggerError),
+    #[error(transparent)]
+    Reclaim(#[from] ReclaimError),
 }
 
 impl From<StoreError> for IntegrationsError {
@@ -402,14 +406,42 @@ pub async fn disconnect(
     Ok(disconnected)
 }
 
-/// The hook where disconnecting stops the integration's pending reclaim jobs (cancel flag,
-/// release of the reclaim lease) before its credentials go. Reclaim jobs arrive with the
-/// reclaim issue; until then an integration has none, so there is nothing to cancel.
+/// Disconnecting stops the integration's reclaim jobs before its credentials go: each job
+/// not in a final state is cancelled (its cancel flag is checked before every provider
+/// write; a job not yet acting finishes at once and releases the reclaim lease), and an
+/// execution waiting for an approval is told (`Seatkeeper.Cancelled`), so it finalises.
 async fn cancel_pending_reclaim_jobs(
-    _ctx: &ServiceContext,
-    _integration: &Integration,
+    ctx: &ServiceContext,
+    integration: &Integration,
 ) -> Result<(), IntegrationsError> {
-    Ok(())
+    let reclaimer = ctx.reclaimer();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = ctx
+            .store
+            .list_reclaim_jobs(&integration.id, cursor.as_deref(), 100)
+            .await?;
+        for job in page.items.iter().filter(|j| !j.state.is_final()) {
+            let cancelled = reclaimer.cancel(&job.id, &Actor::System).await?;
+            let token = cancelled.task_token.as_ref().or(job.task_token.as_ref());
+            if let (JobState::AwaitingApproval, Some(token)) = (job.state, token) {
+                // Best effort: the job is cancelled already; an execution not told ends
+                // its wait at the timeout and finds the job finished.
+                if let Err(e) = ctx
+                    .workflow
+                    .send_task_failure(token, TaskFailure::Cancelled, "integration disconnected")
+                    .await
+                {
+                    tracing::warn!(job_id = %job.id, error = %e, "could not end the approval wait");
+                }
+            }
+            tracing::info!(job_id = %job.id, "reclaim job cancelled by the disconnect");
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Revokes the integration's OAuth grant at the provider. Best effort: a failure is logged

@@ -4,6 +4,7 @@ pub mod connect;
 pub mod context;
 pub mod integrations;
 pub mod license_sync;
+pub mod local_workflow;
 pub mod oauth_connect;
 pub mod reclaim;
 pub mod report;

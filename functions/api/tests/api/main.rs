@@ -6,6 +6,7 @@ mod hygiene;
 mod manage;
 mod openapi;
 mod reads;
+mod reclaim;
 mod schema;
 mod secrets;
 mod support;

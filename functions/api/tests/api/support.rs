@@ -2,6 +2,7 @@
 //! request by `lambda_http` and served by the router, over the CLI's adapters (embedded store,
 //! file secrets) and the Box simulator. Every response is checked against `openapi.json`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -9,17 +10,21 @@ use axum::Router;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
 use seatkeeper_shared::clock::{Clock, FixedClock};
-use seatkeeper_shared::domain::{Actor, IntegrationId};
+use seatkeeper_shared::domain::{Actor, IntegrationId, TaskToken};
 use seatkeeper_shared::provider::box_client::BoxConfig;
 use seatkeeper_shared::provider::http::{HttpClient, RetryPolicy};
 use seatkeeper_shared::secrets::Secrets;
 use seatkeeper_shared::secrets::file::FileSecrets;
+use seatkeeper_shared::services::reclaim::LogNotifier;
 use seatkeeper_shared::services::{
     Deadline, LicenseSync, ProviderSources, ServiceContext, SyncOptions,
 };
 use seatkeeper_shared::store::Store;
 use seatkeeper_shared::store::embedded::EmbeddedStore;
 use seatkeeper_shared::trigger::{SyncRequest, SyncTrigger, TriggerError};
+use seatkeeper_shared::workflow::{
+    ExecutionId, ExecutionInput, TaskFailure, Workflow, WorkflowError, execution_name,
+};
 use seatkeeper_sim::{BoxSim, BoxSimConfig, BoxTenantSpec, SimHandle};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -40,6 +45,76 @@ pub fn tenant(seed: u64, users: usize) -> BoxTenantSpec {
     let mut spec = BoxTenantSpec::new(seed, users);
     spec.now = tenant_now();
     spec
+}
+
+/// The `Workflow` port's test double: records every call; its start can be told to fail.
+/// (The Step Functions adapter is tested on moto with the state machine itself.)
+#[derive(Default)]
+pub struct RecordingWorkflow {
+    pub starts: Mutex<Vec<ExecutionInput>>,
+    pub successes: Mutex<Vec<(String, Value)>>,
+    pub failures: Mutex<Vec<(String, TaskFailure)>>,
+    pub fail_start: AtomicBool,
+}
+
+impl RecordingWorkflow {
+    pub fn started(&self) -> Vec<ExecutionInput> {
+        self.starts.lock().expect("lock").clone()
+    }
+
+    pub fn successes(&self) -> Vec<(String, Value)> {
+        self.successes.lock().expect("lock").clone()
+    }
+
+    pub fn failures(&self) -> Vec<(String, TaskFailure)> {
+        self.failures.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl Workflow for RecordingWorkflow {
+    async fn start(&self, input: &ExecutionInput) -> Result<ExecutionId, WorkflowError> {
+        if self.fail_start.load(Ordering::SeqCst) {
+            return Err(WorkflowError::Service {
+                operation: "start an execution",
+                source: "the service is down (test)".into(),
+            });
+        }
+        self.starts.lock().expect("lock").push(input.clone());
+        Ok(ExecutionId::new(format!(
+            "arn:aws:states:eu-west-1:123456789012:execution:sk-reclaim:{}",
+            execution_name(&input.job_id)
+        )))
+    }
+
+    async fn send_task_success(
+        &self,
+        token: &TaskToken,
+        output: &Value,
+    ) -> Result<(), WorkflowError> {
+        self.successes
+            .lock()
+            .expect("lock")
+            .push((token.expose().to_owned(), output.clone()));
+        Ok(())
+    }
+
+    async fn send_task_failure(
+        &self,
+        token: &TaskToken,
+        failure: TaskFailure,
+        _cause: &str,
+    ) -> Result<(), WorkflowError> {
+        self.failures
+            .lock()
+            .expect("lock")
+            .push((token.expose().to_owned(), failure));
+        Ok(())
+    }
+
+    async fn stop(&self, _execution: &ExecutionId, _cause: &str) -> Result<(), WorkflowError> {
+        panic!("the API never stops an execution")
+    }
 }
 
 /// Records what it was asked to start; can be told to fail.
@@ -72,6 +147,7 @@ pub struct TestApp {
     pub ctx: ServiceContext,
     pub clock: Arc<FixedClock>,
     pub trigger: Arc<RecordingTrigger>,
+    pub workflow: Arc<RecordingWorkflow>,
     pub dir: tempfile::TempDir,
     pub openapi: OpenApi,
     router: Router,
@@ -88,6 +164,7 @@ impl TestApp {
         let store = EmbeddedStore::open(dir.path().join("store.redb")).expect("store opens");
         let clock = Arc::new(FixedClock::new(tenant_now() + Duration::minutes(5)));
         let trigger = Arc::new(RecordingTrigger::default());
+        let workflow = Arc::new(RecordingWorkflow::default());
         let ctx = ServiceContext {
             store: Arc::new(store),
             secrets: Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
@@ -101,6 +178,8 @@ impl TestApp {
             box_authorize_url: sim.authorize_url(),
             public_base_url: PUBLIC_BASE_URL.to_owned(),
             sync_trigger: trigger.clone(),
+            workflow: workflow.clone(),
+            notifier: Arc::new(LogNotifier),
         };
         Self {
             router: seatkeeper_api::router(ctx.clone()),
@@ -108,6 +187,7 @@ impl TestApp {
             ctx,
             clock,
             trigger,
+            workflow,
             dir,
             openapi: OpenApi::load(),
         }

@@ -21,7 +21,9 @@ use seatkeeper_shared::provider::http::{HttpClient, RetryPolicy};
 use seatkeeper_shared::secrets::file::FileSecrets;
 use seatkeeper_shared::secrets::{IntegrationCredentials, Secrets};
 use seatkeeper_shared::services::ServiceContext;
+use seatkeeper_shared::services::local_workflow::LocalWorkflow;
 use seatkeeper_shared::services::oauth_connect::{OAuthTicketRequest, issue_ticket};
+use seatkeeper_shared::services::reclaim::LogNotifier;
 use seatkeeper_shared::store::Store;
 use seatkeeper_shared::store::embedded::EmbeddedStore;
 use seatkeeper_shared::trigger::{SyncRequest, SyncTrigger, TriggerError};
@@ -202,19 +204,30 @@ impl Harness {
             Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
         ));
         let trigger = Arc::new(RecordingTrigger::default());
+        let http = HttpClient::for_tests().expect("http client");
+        let box_config = BoxConfig {
+            api_base: sim.base_url(),
+            retry: RetryPolicy::fast_for_tests(),
+            ..BoxConfig::default()
+        };
         let ctx = ServiceContext {
             store: store.clone(),
             secrets: secrets.clone(),
             clock: clock.clone(),
-            http: HttpClient::for_tests().expect("http client"),
-            box_config: BoxConfig {
-                api_base: sim.base_url(),
-                retry: RetryPolicy::fast_for_tests(),
-                ..BoxConfig::default()
-            },
+            http: http.clone(),
+            box_config: box_config.clone(),
             box_authorize_url: sim.authorize_url(),
             public_base_url: BASE.to_owned(),
             sync_trigger: trigger.clone(),
+            workflow: Arc::new(LocalWorkflow::in_process(
+                store.clone(),
+                secrets.clone(),
+                clock.clone(),
+                http,
+                box_config,
+                Arc::new(LogNotifier),
+            )),
+            notifier: Arc::new(LogNotifier),
         };
         let router = router(ctx.clone());
         Harness {
