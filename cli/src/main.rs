@@ -5,6 +5,7 @@ mod app;
 mod demo;
 mod oauth_connect;
 mod output;
+mod reclaim;
 mod remote;
 mod remote_commands;
 mod serve;
@@ -97,6 +98,81 @@ enum Command {
         #[command(subcommand)]
         command: AppsCommand,
     },
+    /// Give back the seats of inactive users: plan (a dry run), or run in this process.
+    Reclaim {
+        #[command(subcommand)]
+        command: ReclaimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReclaimCommand {
+    /// A dry run: the candidates, the accounts left out and why, and what a run would need.
+    Plan {
+        #[command(flatten)]
+        job: ReclaimJobArgs,
+        /// deactivate (restorable; a Box user keeps the seat) or delete (permanent).
+        #[arg(long, value_enum, default_value_t = reclaim::Action::Deactivate)]
+        action: reclaim::Action,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Act on the candidates. Without --yes this is a dry run (the same as `plan`).
+    Run {
+        #[command(flatten)]
+        job: ReclaimJobArgs,
+        #[arg(long, value_enum)]
+        action: reclaim::Action,
+        /// The most accounts this job may act on. Locally it is also the approval of a job
+        /// above the integration's approval threshold; a job with more candidates acts on
+        /// nobody.
+        #[arg(long)]
+        max_actions: Option<u32>,
+        /// Box e-mails each user about the change.
+        #[arg(long)]
+        notify: bool,
+        /// Confirm: act (not an approval: see --max-actions).
+        #[arg(long)]
+        yes: bool,
+        /// First wait before retrying a rate-limited or failing Box call (doubles each time).
+        #[arg(long, hide = true, default_value_t = 60_000)]
+        retry_base_ms: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct ReclaimJobArgs {
+    #[arg(long)]
+    integration: Option<String>,
+    /// Days without a login after which a seat holder is a candidate.
+    #[arg(long, default_value_t = 90)]
+    inactive_days: u32,
+    /// Accounts created more recently are never candidates (the integration's grace period
+    /// applies if longer).
+    #[arg(long, default_value_t = 30)]
+    grace_days: u32,
+    /// delete only: the active user who receives each deleted user's content.
+    #[arg(long)]
+    transfer_to: Option<String>,
+}
+
+impl ReclaimJobArgs {
+    fn request(
+        self,
+        action: reclaim::Action,
+        notify: bool,
+        max_actions: Option<u32>,
+    ) -> reclaim::Request {
+        reclaim::Request {
+            integration: self.integration,
+            inactive_days: self.inactive_days,
+            grace_days: self.grace_days,
+            action,
+            transfer_to: self.transfer_to,
+            notify,
+            max_actions,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -279,6 +355,34 @@ async fn run(cli: Cli) -> Result<()> {
                     client_secret_env,
                 },
         } => set_box_app(&open()?, &cli.data_dir, client_id, &client_secret_env).await,
+        Command::Reclaim {
+            command:
+                ReclaimCommand::Plan {
+                    job,
+                    action,
+                    format,
+                },
+        } => reclaim::plan(&open()?, &job.request(action, false, None), format).await,
+        Command::Reclaim {
+            command:
+                ReclaimCommand::Run {
+                    job,
+                    action,
+                    max_actions,
+                    notify,
+                    yes,
+                    retry_base_ms,
+                },
+        } => {
+            let request = job.request(action, notify, max_actions);
+            if yes {
+                let backoff = reclaim::Backoff(std::time::Duration::from_millis(retry_base_ms));
+                reclaim::run(&open()?, &request, backoff).await
+            } else {
+                eprintln!("Dry run: nothing is changed. Add --yes to act.");
+                reclaim::plan(&open()?, &request, Format::Table).await
+            }
+        }
     }
 }
 
@@ -313,6 +417,9 @@ async fn run_remote(api_url: &str, command: Command, data_dir: &Path) -> Result<
         Command::Sync { .. } => "sync",
         Command::Serve { .. } => "serve",
         Command::Apps { .. } => "apps",
+        // Reclamation through a deployed stack goes through its workflow and approvals
+        // (the API's reclamation routes), not through this in-process runner.
+        Command::Reclaim { .. } => "reclaim",
     };
     bail!(
         "`seatkeeper {name}` works on the local data directory and cannot be used with --api / SEATKEEPER_API_URL"
