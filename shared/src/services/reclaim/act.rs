@@ -113,7 +113,18 @@ impl Reclaimer {
             if !work.time_left(self.options.account_headroom) {
                 return self.batch_outcome(job_id, batch, Some(false)).await;
             }
-            if let Flow::Stop { done } = work.account(candidate, record.clone()).await? {
+            let flow = match work.account(candidate, record.clone()).await {
+                Ok(flow) => flow,
+                // After progress, a retryable failure hands the batch back to the loop (a new
+                // invocation with fresh retries) instead of spending the workflow's retries
+                // on a batch that is moving; steps are idempotent, so it resumes cleanly.
+                Err(e) if e.is_retryable() && work.progressed => {
+                    tracing::warn!(error = %e, batch, "batch paused after progress");
+                    return self.batch_outcome(job_id, batch, Some(false)).await;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Flow::Stop { done } = flow {
                 // A pending transfer is retried by the next invocation first.
                 return self.batch_outcome(job_id, batch, Some(done)).await;
             }
@@ -437,11 +448,30 @@ impl Batch<'_> {
                     let seats = self.seats_freed();
                     let done = record.done(seats, self.now());
                     self.advance(&done, Some(ActionStep::Transferred)).await?;
+                    self.mark_deleted(&record.external_id).await?;
                     return Ok(Flow::Next);
                 }
                 _ => return Ok(Flow::Next),
             }
         }
+    }
+
+    /// The deleted user leaves the stored roster now, not at the next sync: otherwise a
+    /// large delete job would look like a roster cut short to that sync (vanish ratio).
+    async fn mark_deleted(&self, external_id: &str) -> Result<(), ReclaimError> {
+        let store = &self.reclaimer.store;
+        let ids = [external_id.to_owned()];
+        let now = self.now();
+        let mut accounts = store.get_accounts(&self.integration.id, &ids).await?;
+        for account in &mut accounts {
+            if account.vanished_at.is_none() {
+                account.vanished_at = Some(now);
+            }
+        }
+        if !accounts.is_empty() {
+            store.put_accounts(&self.integration.id, &accounts).await?;
+        }
+        Ok(())
     }
 
     /// Before every provider write: the job still acts, and there is time for the write.
